@@ -1,0 +1,51 @@
+# The two commands a user needs: `make run` and `make test`. Everything else is for developers.
+# Works on a fresh machine with only Python 3.11+ and make: uv is bootstrapped from PyPI into
+# .tools/ when it is not on PATH, and the machine's own Python is used (none is downloaded).
+
+PYTHON ?= python3
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+UV_VERSION := 0.13.8
+export UV_PYTHON_DOWNLOADS := never
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast lint format bench dlq clean
+
+install: $(VENV)/.installed
+
+.tools/bin/uv:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: uv.lock pyproject.toml libs/kernel/pyproject.toml $(wildcard services/*/pyproject.toml) | $(UV)
+	$(UV) sync --frozen --all-packages --python "$$(command -v $(PYTHON))"
+	@touch $@
+
+run: install
+	$(BIN)/python tools/run.py
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs/kernel/src services/*/src tools
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python bench/run.py
+
+dlq: install
+	$(BIN)/python -m crm_kernel.dlq list
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Shared mechanisms of the CRM services (no business rules)."""

@@ -1,0 +1,185 @@
+"""The frame of every service: app factory, lifespan (database, bus, relay, consumers), health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from crm_kernel import directory
+from crm_kernel.auth import TokenKeys
+from crm_kernel.bus import Bus
+from crm_kernel.consumer import Consumer, Handlers
+from crm_kernel.db import Database
+from crm_kernel.migrate import migrate
+from crm_kernel.outbox import OutboxRelay
+from crm_kernel.problems import install_problem_handlers
+from crm_kernel.request_id import RequestIdMiddleware
+from crm_kernel.settings import ServiceSettings
+from crm_kernel.telemetry import instrument_app, instrument_engine, setup_tracing
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+Hook = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    """What a running service holds: its settings, database, bus and background tasks."""
+
+    settings: ServiceSettings
+    db: Database
+    bus: Bus
+    relay: OutboxRelay
+    consumers: list[Consumer] = field(default_factory=list)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> None:
+        """Run a background loop for the life of the service; a crash is logged loudly."""
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        task.add_done_callback(_report_crash)
+        self.tasks.append(task)
+
+
+def _report_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+
+def token_keys(settings: ServiceSettings, private_key: str = "") -> TokenKeys:
+    return TokenKeys(
+        secret=settings.jwt_secret,
+        private_key=private_key,
+        public_key=settings.jwt_public_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    migrations: Path,
+    routers: Sequence[APIRouter] = (),
+    handlers: Handlers | None = None,
+    keep_directory: bool = True,
+    on_startup: Sequence[Hook] = (),
+    keys: TokenKeys | None = None,
+) -> FastAPI:
+    """A service app: routes under /api/v1, problem JSON, health, and its lifespan.
+
+    At start-up: migrate the database, connect to NATS, make sure the streams
+    exist, start the outbox relay and the consumers, then the service's own
+    hooks. At shutdown, everything stops in reverse.
+    """
+    setup_tracing(settings.service_name, settings.otlp_endpoint)
+    handlers = handlers or Handlers(settings.service_name)
+    if keep_directory:
+        directory.register(handlers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        instrument_engine(db.engine)
+        await migrate(db, migrations)
+        bus = await Bus.connect(
+            settings.nats_url,
+            name=f"crm-{settings.service_name}",
+            replicas=settings.nats_replicas,
+            retention_days=settings.event_retention_days,
+        )
+        await bus.ensure_streams()
+        runtime = Runtime(settings=settings, db=db, bus=bus, relay=OutboxRelay(db, bus))
+        app.state.runtime = runtime
+        app.state.db = db
+        if settings.outbox_relay:
+            runtime.spawn(runtime.relay.run(), "outbox-relay")
+        if handlers.by_type:
+            consumer = Consumer(db, bus, handlers, max_deliveries=settings.max_deliveries)
+            await consumer.ensure()
+            runtime.consumers.append(consumer)
+            runtime.spawn(consumer.run(), f"consumer-{handlers.name}")
+        for hook in on_startup:
+            await hook(runtime)
+        log.info("%s ready on %s:%s", settings.service_name, settings.host, settings.port)
+        try:
+            yield
+        finally:
+            for task in runtime.tasks:
+                task.cancel()
+            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            await bus.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.token_keys = keys or token_keys(settings)
+    install_problem_handlers(app)
+    for router in routers:
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(health_router())
+    instrument_app(app)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready: the database answers and the bus is connected."""
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        checks = {"database": False, "bus": False}
+        if runtime is not None:
+            try:
+                async with runtime.db.session() as session:
+                    await session.execute(text("SELECT 1"))
+                checks["database"] = True
+            except Exception:
+                log.warning("readiness: database check failed", exc_info=True)
+            checks["bus"] = runtime.bus.nc.is_connected
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    return router
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+DatabaseDep = Annotated[Database, Depends(get_db)]

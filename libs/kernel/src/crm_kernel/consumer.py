@@ -1,0 +1,278 @@
+"""Durable JetStream consumers: batched, idempotent handlers with a dead-letter path.
+
+A service declares what it handles in a few lines:
+
+    handlers = Handlers("reports")
+
+    @handlers.on(ContactCreated)
+    async def on_contact_created(event: ContactCreated, ctx: EventContext) -> None:
+        ctx.session.add(...)
+
+and runs `Consumer(db, bus, handlers).run()`. Every replica binds the same
+durable pull consumer, so each message goes to one of them. A batch is applied
+in one transaction together with its inbox rows and acked only after commit;
+a failing batch is retried message by message, so one bad message cannot hold
+the others back. A message that keeps failing goes to the dead-letter stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_kernel import inbox
+from crm_kernel.bus import Bus
+from crm_kernel.contracts import DEAD_LETTER_PREFIX, stream_for
+from crm_kernel.db import Database
+from crm_kernel.events import Envelope, IntegrationEvent
+from crm_kernel.telemetry import consumer_span
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=IntegrationEvent)
+
+
+@dataclass
+class EventContext:
+    """What a handler gets besides the event: the transaction and the envelope."""
+
+    session: AsyncSession
+    envelope: Envelope
+
+
+Handler = Callable[[Any, EventContext], Awaitable[None]]
+
+
+class Handlers:
+    """The events one consumer (a durable name) handles, by type."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.by_type: dict[str, tuple[type[IntegrationEvent], Handler]] = {}
+
+    def on(self, schema: type[E]) -> Callable[[Callable[[E, EventContext], Awaitable[None]]], Any]:
+        def register(fn: Callable[[E, EventContext], Awaitable[None]]) -> Any:
+            if schema.type in self.by_type:
+                raise ValueError(f"{self.name} already handles {schema.type}")
+            self.by_type[schema.type] = (schema, fn)
+            return fn
+
+        return register
+
+    def subjects_by_stream(self) -> dict[str, list[str]]:
+        streams: dict[str, list[str]] = defaultdict(list)
+        for subject, (schema, _) in sorted(self.by_type.items()):
+            streams[stream_for(schema)].append(subject)
+        return dict(streams)
+
+
+class PoisonMessage(Exception):
+    """A message that can never be handled (unparseable): dead-letter it at once."""
+
+
+def _header_safe(text: str, limit: int = 2000) -> str:
+    return " ".join(text.split())[:limit]
+
+
+class Consumer:
+    """Runs one durable pull consumer per stream a `Handlers` set listens to."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        handlers: Handlers,
+        *,
+        max_deliveries: int = 5,
+        batch_size: int = 256,
+        ack_wait: float = 30.0,
+        backoff: Sequence[float] = (0.5, 2.0, 10.0, 30.0, 60.0),
+    ):
+        self.db = db
+        self.bus = bus
+        self.handlers = handlers
+        self.name = handlers.name
+        self.max_deliveries = max_deliveries
+        self.batch_size = batch_size
+        self.ack_wait = ack_wait
+        self.backoff = list(backoff)
+
+    def _backoff(self, delivered: int) -> float:
+        return self.backoff[min(delivered, len(self.backoff)) - 1] if self.backoff else 1.0
+
+    async def ensure(self) -> None:
+        """Create or update the durable consumers (explicit, so config changes apply)."""
+        for stream, subjects in self.handlers.subjects_by_stream().items():
+            await self.bus.js.add_consumer(
+                stream,
+                ConsumerConfig(
+                    durable_name=self.name,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL,
+                    filter_subjects=subjects,
+                    ack_wait=self.ack_wait,
+                    # A few more than ours: the server keeps delivering until we
+                    # have dead-lettered the message ourselves.
+                    max_deliver=self.max_deliveries + 3,
+                    max_ack_pending=20_000,
+                    max_waiting=512,
+                ),
+            )
+
+    async def run(self) -> None:
+        """Consume every stream until cancelled."""
+        await self.ensure()
+        streams = list(self.handlers.subjects_by_stream())
+        await asyncio.gather(*(self._run_stream(stream) for stream in streams))
+
+    async def _run_stream(self, stream: str) -> None:
+        subscription = await self.bus.js.pull_subscribe_bind(self.name, stream)
+        while True:
+            try:
+                messages = await subscription.fetch(self.batch_size, timeout=5)
+            except (TimeoutError, NatsTimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: fetch from %s failed", self.name, stream)
+                await asyncio.sleep(1)
+                continue
+            try:
+                await self.handle_batch(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Unacked messages come back after ack_wait; nothing is lost.
+                log.exception("%s: batch from %s failed", self.name, stream)
+                await asyncio.sleep(1)
+
+    async def handle_batch(self, messages: Sequence[Msg]) -> None:
+        """Apply a batch once: skip what was applied, dead-letter the hopeless, ack after commit."""
+        parsed: list[tuple[Msg, Envelope]] = []
+        for msg in messages:
+            try:
+                parsed.append((msg, Envelope.from_bytes(msg.data)))
+            except Exception as exc:
+                await self.dead_letter(msg, f"unreadable envelope: {exc}")
+
+        async with self.db.session() as session:
+            done = await inbox.processed_ids(session, self.name, (e.id for _, e in parsed))
+        fresh: list[tuple[Msg, Envelope]] = []
+        seen: set[str] = set()
+        for msg, envelope in parsed:
+            if envelope.id in done or envelope.id in seen:
+                await msg.ack_sync()
+            elif msg.metadata.num_delivered > self.max_deliveries:
+                # Delivered that often without an answer: the handler crashes or hangs.
+                await self.dead_letter(msg, "no answer after repeated deliveries", envelope)
+            else:
+                seen.add(envelope.id)
+                fresh.append((msg, envelope))
+        if not fresh:
+            return
+        try:
+            async with self.db.transaction() as session:
+                for msg, envelope in fresh:
+                    await self._apply(session, msg, envelope)
+                await inbox.record(session, self.name, (e.id for _, e in fresh))
+        except Exception as exc:
+            if len(fresh) == 1:
+                await self._failed(*fresh[0], exc)
+                return
+            log.warning("%s: batch of %d failed; retrying one by one", self.name, len(fresh))
+            for msg, envelope in fresh:
+                await self._handle_one(msg, envelope)
+            return
+        await asyncio.gather(*(msg.ack_sync() for msg, _ in fresh))
+
+    async def _handle_one(self, msg: Msg, envelope: Envelope) -> None:
+        try:
+            async with self.db.transaction() as session:
+                if await inbox.processed_ids(session, self.name, [envelope.id]):
+                    pass
+                else:
+                    await self._apply(session, msg, envelope)
+                    await inbox.record(session, self.name, [envelope.id])
+        except IntegrityError as exc:
+            # Another replica applied it meanwhile (its inbox row won): done.
+            async with self.db.session() as session:
+                if not await inbox.processed_ids(session, self.name, [envelope.id]):
+                    await self._failed(msg, envelope, exc)
+                    return
+        except Exception as exc:
+            await self._failed(msg, envelope, exc)
+            return
+        await msg.ack_sync()
+
+    async def _apply(self, session: AsyncSession, msg: Msg, envelope: Envelope) -> None:
+        entry = self.handlers.by_type.get(envelope.type)
+        if entry is None:
+            return  # not ours (a filter changed meanwhile): nothing to do
+        schema, handler = entry
+        with consumer_span(msg.headers, msg.subject, self.name):
+            event = envelope.event(schema)
+            await handler(event, EventContext(session=session, envelope=envelope))
+
+    async def _failed(self, msg: Msg, envelope: Envelope, exc: BaseException) -> None:
+        """The handler raised: retry later with back-off, or dead-letter after the last try."""
+        error = f"{type(exc).__name__}: {exc}"
+        delivered = msg.metadata.num_delivered
+        log.warning(
+            "%s: %s (%s) failed on delivery %d: %s",
+            self.name,
+            envelope.type,
+            envelope.id,
+            delivered,
+            error,
+        )
+        if delivered >= self.max_deliveries:
+            await self.dead_letter(msg, error, envelope)
+        else:
+            await msg.nak(delay=self._backoff(delivered))
+
+    async def dead_letter(self, msg: Msg, error: str, envelope: Envelope | None = None) -> None:
+        """Keep the original message and the error in the dead-letter stream, then ack it."""
+        meta = msg.metadata
+        headers: dict[str, str] = {
+            k: v for k, v in (msg.headers or {}).items() if k != "Nats-Msg-Id"
+        }
+        headers.update(
+            {
+                "Nats-Msg-Id": f"{self.name}:{meta.stream}:{meta.sequence.stream}",
+                "Crm-Error": _header_safe(error),
+                "Crm-Consumer": self.name,
+                "Crm-Original-Subject": msg.subject,
+                "Crm-Original-Stream": meta.stream,
+                "Crm-Original-Sequence": str(meta.sequence.stream),
+                "Crm-Deliveries": str(meta.num_delivered),
+                "Crm-Failed-At": datetime.now(UTC).isoformat(),
+            }
+        )
+        try:
+            await self.bus.js.publish(
+                f"{DEAD_LETTER_PREFIX}.{self.name}", msg.data, headers=headers
+            )
+        except Exception:
+            log.exception("%s: dead-lettering failed; the message will come back", self.name)
+            await msg.nak(delay=self._backoff(meta.num_delivered))
+            return
+        log.error(
+            "%s: dead-lettered %s seq %d: %s",
+            self.name,
+            envelope.type if envelope else msg.subject,
+            meta.sequence.stream,
+            error,
+        )
+        await msg.ack_sync()

@@ -1,0 +1,134 @@
+"""Transactional outbox: events committed with the change, published by a relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_kernel.bus import Bus, OutgoingMessage, envelope_message
+from crm_kernel.db import OUTBOX_WRITTEN, Database
+from crm_kernel.events import Envelope, IntegrationEvent
+from crm_kernel.tables import outbox
+from crm_kernel.telemetry import trace_headers
+
+log = logging.getLogger(__name__)
+
+
+async def add_event(
+    session: AsyncSession,
+    event: IntegrationEvent,
+    *,
+    subject: str | None = None,
+    actor: str | None = None,
+) -> Envelope:
+    """Store an event to publish once the surrounding transaction commits.
+
+    The current trace context is stored with it, so consumers continue the
+    trace of the request that caused the change.
+    """
+    envelope = event.envelope(subject=subject, actor=actor)
+    message = envelope_message(envelope, trace_headers())
+    await session.execute(
+        insert(outbox).values(
+            event_id=envelope.id,
+            subject=message.subject,
+            payload=message.payload,
+            headers=dict(message.headers),
+            created_at=datetime.now(UTC),
+        )
+    )
+    session.info[OUTBOX_WRITTEN] = True
+    return envelope
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows in order, in batches with acks in flight.
+
+    Woken right after a commit that wrote events (low latency) and polling
+    otherwise (rows left by a crashed process or another replica). On
+    PostgreSQL, replicas claim disjoint batches with FOR UPDATE SKIP LOCKED.
+    A crash between publish and marking re-publishes the batch: JetStream's
+    duplicate window and the consumers' inbox make that harmless.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        keep_published: timedelta = timedelta(days=3),
+    ):
+        self.db = db
+        self.bus = bus
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.keep_published = keep_published
+        self._wake = asyncio.Event()
+        db.on_outbox_commit(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        """Publish one batch of pending rows; returns how many were published."""
+        async with self.db.sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(outbox.c.id, outbox.c.subject, outbox.c.payload, outbox.c.headers)
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            await self.bus.publish_batch(
+                [OutgoingMessage(r.subject, r.payload, r.headers) for r in rows]
+            )
+            await session.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([r.id for r in rows]))
+                .values(published_at=datetime.now(UTC))
+            )
+        return len(rows)
+
+    async def prune(self) -> None:
+        """Forget rows published long ago (the stream keeps the history)."""
+        cutoff = datetime.now(UTC) - self.keep_published
+        async with self.db.transaction() as session:
+            await session.execute(
+                delete(outbox).where(
+                    outbox.c.published_at.is_not(None), outbox.c.published_at < cutoff
+                )
+            )
+
+    async def run(self) -> None:
+        """Relay until cancelled; errors (bus down, database busy) back off and retry."""
+        backoff = 0.1
+        loops = 0
+        while True:
+            self._wake.clear()
+            try:
+                published = await self.relay_once()
+                backoff = 0.1
+                loops += 1
+                if loops % 3600 == 0:
+                    await self.prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if published < self.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)

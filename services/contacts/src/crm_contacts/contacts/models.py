@@ -1,0 +1,38 @@
+"""The contact table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from crm_kernel.db import UtcDateTime
+from sqlalchemy import JSON, Boolean, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_contacts.models import Base
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    company_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    position: Mapped[str | None] = mapped_column(String(200))
+    owner_id: Mapped[str] = mapped_column(String(36))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    lifecycle_stage: Mapped[str | None] = mapped_column(String(20))
+    consent_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_sms: Mapped[bool] = mapped_column(Boolean, default=False)
+    custom: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_contacts_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_contacts_created", "created_at", "id"),
+    )

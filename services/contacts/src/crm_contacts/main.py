@@ -1,0 +1,26 @@
+"""The contacts service: the protected client base."""
+
+from __future__ import annotations
+
+from crm_kernel.app import create_service_app
+from crm_kernel.migrate import service_migrations
+from crm_kernel.server import serve
+from fastapi import FastAPI
+
+import crm_contacts
+from crm_contacts.contacts.routes import router as contacts_router
+from crm_contacts.settings import ContactsSettings
+
+
+def create_app(settings: ContactsSettings | None = None) -> FastAPI:
+    settings = settings or ContactsSettings()
+    return create_service_app(
+        settings,
+        title="CRM contacts",
+        migrations=service_migrations(crm_contacts.__file__),
+        routers=[contacts_router],
+    )
+
+
+def run() -> None:
+    serve("crm_contacts.main:create_app", ContactsSettings())

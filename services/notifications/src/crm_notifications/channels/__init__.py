@@ -1,0 +1,1 @@
+"""Ways out: SMTP or the local mail sink for e-mail, the local SMS sink."""

@@ -1,0 +1,28 @@
+"""The reports service: analytics from read models built only from events."""
+
+from __future__ import annotations
+
+from crm_kernel.app import create_service_app
+from crm_kernel.migrate import service_migrations
+from crm_kernel.server import serve
+from fastapi import FastAPI
+
+import crm_reports
+from crm_reports.consumers import handlers
+from crm_reports.overview.routes import router as overview_router
+from crm_reports.settings import ReportsSettings
+
+
+def create_app(settings: ReportsSettings | None = None) -> FastAPI:
+    settings = settings or ReportsSettings()
+    return create_service_app(
+        settings,
+        title="CRM reports",
+        migrations=service_migrations(crm_reports.__file__),
+        routers=[overview_router],
+        handlers=handlers,
+    )
+
+
+def run() -> None:
+    serve("crm_reports.main:create_app", ReportsSettings())
