@@ -85,7 +85,10 @@ def create_service_app(
     hooks. At shutdown, everything stops in reverse.
     """
     setup_tracing(settings.service_name, settings.otlp_endpoint)
-    handlers = handlers or Handlers(settings.service_name)
+    # A copy, so one module-level Handlers can serve several apps (tests, workers).
+    own = handlers
+    handlers = Handlers(own.name if own else settings.service_name)
+    handlers.by_type.update(own.by_type if own else {})
     if keep_directory:
         directory.register(handlers)
 

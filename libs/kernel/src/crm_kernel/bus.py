@@ -82,8 +82,9 @@ class Bus:
         )
 
     async def close(self) -> None:
+        """Close after the consumers stopped; every publish was already acked, so nothing is lost."""
         if not self.nc.is_closed:
-            await self.nc.drain()
+            await self.nc.close()
 
     def _config(self, spec: StreamSpec, subjects: Sequence[str]) -> StreamConfig:
         keep_forever = spec.work_queue is False and self.retention_days == 0

@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import TypeDecorator
+
+# A column in a query: a Core column or an ORM attribute.
+SqlColumn = ColumnElement[Any] | QueryableAttribute[Any]
 
 # Set on a session by code that wrote outbox rows, so the relay is woken at commit.
 OUTBOX_WRITTEN = "crm_outbox_written"

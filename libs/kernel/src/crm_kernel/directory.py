@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_kernel.auth import Principal, Role
 from crm_kernel.consumer import EventContext, Handlers
 from crm_kernel.contracts.gateway import UserChanged, UserCreated, UserUpdated
+from crm_kernel.db import SqlColumn
 from crm_kernel.tables import directory_team_members as members
 from crm_kernel.tables import directory_users as users
 
@@ -49,7 +50,7 @@ def register(handlers: Handlers) -> None:
         await apply_user(ctx.session, event)
 
 
-def owner_filter(principal: Principal, owner_column: ColumnElement[str]) -> ColumnElement[bool]:
+def owner_filter(principal: Principal, owner_column: SqlColumn) -> ColumnElement[bool]:
     """SQL condition on a record's owner: what this caller may see.
 
     Admins and marketers: everything. A head of sales: their own records and

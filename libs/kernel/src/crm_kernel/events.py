@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
@@ -63,7 +64,7 @@ class Envelope(BaseModel):
     def from_bytes(cls, raw: bytes) -> Self:
         return cls.model_validate(orjson.loads(raw))
 
-    def event(self, schema: type[IntegrationEvent]) -> IntegrationEvent:
+    def event(self, schema: builtins.type[IntegrationEvent]) -> IntegrationEvent:
         """Read `data` as the given schema."""
         return schema.model_validate(self.data)
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, DateTime, Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_kernel.db import SqlColumn
 from crm_kernel.problems import BadRequest
 
 T = TypeVar("T")
@@ -30,15 +31,15 @@ class Page(BaseModel, Generic[T]):
 
 @dataclass(frozen=True)
 class SortKey:
-    column: ColumnElement[Any]
+    column: SqlColumn
     descending: bool = False
 
 
 def parse_sort(
     sort: str | None,
-    allowed: Mapping[str, ColumnElement[Any]],
+    allowed: Mapping[str, SqlColumn],
     default: str,
-    tiebreak: ColumnElement[Any],
+    tiebreak: SqlColumn,
 ) -> list[SortKey]:
     """`name,-created_at` -> sort keys over whitelisted, non-null columns, ending with a unique one."""
     keys: list[SortKey] = []
@@ -80,7 +81,7 @@ def decode_cursor(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
         ) from exc
 
 
-def _is_datetime(column: ColumnElement[Any]) -> bool:
+def _is_datetime(column: SqlColumn) -> bool:
     column_type = getattr(column.type, "impl_instance", column.type)  # see through TypeDecorators
     return isinstance(column_type, DateTime)
 

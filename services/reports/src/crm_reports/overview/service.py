@@ -24,8 +24,9 @@ async def overview(
     if period_to:
         created = created & (ContactFact.created_at < period_to)
     async with db.session() as session:
-        total = (await session.execute(select(func.count()).where(visible))).scalar_one()
-        in_period = (await session.execute(select(func.count()).where(created))).scalar_one()
+        count = select(func.count()).select_from(ContactFact)
+        total = (await session.execute(count.where(visible))).scalar_one()
+        in_period = (await session.execute(count.where(created))).scalar_one()
     return OverviewRead(
         contacts=total, contacts_created=in_period, period_from=period_from, period_to=period_to
     )
