@@ -24,9 +24,10 @@ def imported_packages(path: Path) -> set[str]:
 
 
 def test_every_service_of_the_spec_is_a_package() -> None:
-    assert sorted(
-        ["campaigns", "contacts", "deals", "gateway", "notifications", "reports"]
-    ) == SERVICES
+    assert (
+        sorted(["campaigns", "contacts", "deals", "gateway", "notifications", "reports"])
+        == SERVICES
+    )
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -10,11 +10,10 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from e2e_helpers import ADMIN_EMAIL, ADMIN_PASSWORD
 from stack import SERVICES, Stack, StackConfig, free_port
-
-ADMIN_EMAIL = "admin@e2e.test"
-ADMIN_PASSWORD = "e2e-admin-password"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,11 +47,3 @@ def stack(tmp_dir: Path, nats_url: str) -> Iterator[Stack]:
 def gateway(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"{stack.config.gateway_url}/api/v1", timeout=15) as client:
         yield client
-
-
-def login(
-    client: httpx.Client, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD
-) -> dict[str, str]:
-    response = client.post("/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}

@@ -6,10 +6,9 @@ import asyncio
 
 import httpx
 import nats
-from stack import Stack
-from test_walking_skeleton import wait_for
 
-from conftest import login
+from e2e_helpers import login, wait_for
+from stack import Stack
 
 
 def stream_messages(nats_url: str, subject: str) -> int:

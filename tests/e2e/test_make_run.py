@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from stack import SERVICES, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

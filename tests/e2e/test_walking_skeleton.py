@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import httpx
 
-from conftest import ADMIN_EMAIL, login
-
-
-def wait_for(check, timeout: float = 20.0, message: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {message}; last: {last!r}")
+from e2e_helpers import ADMIN_EMAIL, login, wait_for
 
 
 def test_contact_created_through_gateway_is_counted_by_reports(gateway: httpx.Client) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from crm_kernel.auth import Role
 from crm_kernel.bus import Bus
 from crm_kernel.contracts.contacts import ContactCreated

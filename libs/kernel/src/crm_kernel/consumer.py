@@ -36,7 +36,7 @@ from crm_kernel.bus import Bus
 from crm_kernel.contracts import DEAD_LETTER_PREFIX, stream_for
 from crm_kernel.db import Database
 from crm_kernel.events import Envelope, IntegrationEvent
-from crm_kernel.telemetry import consumer_span
+from crm_kernel.telemetry import consumer_spans
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,19 @@ class EventContext:
     envelope: Envelope
 
 
-Handler = Callable[[Any, EventContext], Awaitable[None]]
+@dataclass
+class BatchContext:
+    """What a batch handler gets: the transaction and the envelopes, in delivery order."""
+
+    session: AsyncSession
+    envelopes: list[Envelope]
+
+
+@dataclass(frozen=True)
+class Registration:
+    schema: type[IntegrationEvent]
+    handler: Callable[..., Awaitable[None]]
+    batched: bool
 
 
 class Handlers:
@@ -59,21 +71,41 @@ class Handlers:
 
     def __init__(self, name: str):
         self.name = name
-        self.by_type: dict[str, tuple[type[IntegrationEvent], Handler]] = {}
+        self.by_type: dict[str, Registration] = {}
+
+    def _register(self, schema: type[IntegrationEvent], fn: Callable[..., Awaitable[None]], batched: bool) -> None:
+        if schema.type in self.by_type:
+            raise ValueError(f"{self.name} already handles {schema.type}")
+        self.by_type[schema.type] = Registration(schema, fn, batched)
 
     def on(self, schema: type[E]) -> Callable[[Callable[[E, EventContext], Awaitable[None]]], Any]:
+        """Handle events of this type one at a time (inside the batch's transaction)."""
+
         def register(fn: Callable[[E, EventContext], Awaitable[None]]) -> Any:
-            if schema.type in self.by_type:
-                raise ValueError(f"{self.name} already handles {schema.type}")
-            self.by_type[schema.type] = (schema, fn)
+            self._register(schema, fn, batched=False)
+            return fn
+
+        return register
+
+    def on_batch(
+        self, schema: type[E]
+    ) -> Callable[[Callable[[list[E], BatchContext], Awaitable[None]]], Any]:
+        """Handle consecutive events of this type together, e.g. with one multi-row insert.
+
+        Where throughput matters: a statement per event costs about a
+        millisecond through the async drivers, a statement per batch does not.
+        """
+
+        def register(fn: Callable[[list[E], BatchContext], Awaitable[None]]) -> Any:
+            self._register(schema, fn, batched=True)
             return fn
 
         return register
 
     def subjects_by_stream(self) -> dict[str, list[str]]:
         streams: dict[str, list[str]] = defaultdict(list)
-        for subject, (schema, _) in sorted(self.by_type.items()):
-            streams[stream_for(schema)].append(subject)
+        for subject, registration in sorted(self.by_type.items()):
+            streams[stream_for(registration.schema)].append(subject)
         return dict(streams)
 
 
@@ -171,21 +203,22 @@ class Consumer:
             done = await inbox.processed_ids(session, self.name, (e.id for _, e in parsed))
         fresh: list[tuple[Msg, Envelope]] = []
         seen: set[str] = set()
+        duplicates: list[Msg] = []
         for msg, envelope in parsed:
             if envelope.id in done or envelope.id in seen:
-                await msg.ack_sync()
+                duplicates.append(msg)
             elif msg.metadata.num_delivered > self.max_deliveries:
                 # Delivered that often without an answer: the handler crashes or hangs.
                 await self.dead_letter(msg, "no answer after repeated deliveries", envelope)
             else:
                 seen.add(envelope.id)
                 fresh.append((msg, envelope))
+        await asyncio.gather(*(msg.ack_sync() for msg in duplicates))
         if not fresh:
             return
         try:
             async with self.db.transaction() as session:
-                for msg, envelope in fresh:
-                    await self._apply(session, msg, envelope)
+                await self._apply(session, fresh)
                 await inbox.record(session, self.name, (e.id for _, e in fresh))
         except Exception as exc:
             if len(fresh) == 1:
@@ -203,7 +236,7 @@ class Consumer:
                 if await inbox.processed_ids(session, self.name, [envelope.id]):
                     pass
                 else:
-                    await self._apply(session, msg, envelope)
+                    await self._apply(session, [(msg, envelope)])
                     await inbox.record(session, self.name, [envelope.id])
         except IntegrityError as exc:
             # Another replica applied it meanwhile (its inbox row won): done.
@@ -216,14 +249,25 @@ class Consumer:
             return
         await msg.ack_sync()
 
-    async def _apply(self, session: AsyncSession, msg: Msg, envelope: Envelope) -> None:
-        entry = self.handlers.by_type.get(envelope.type)
-        if entry is None:
-            return  # not ours (a filter changed meanwhile): nothing to do
-        schema, handler = entry
-        with consumer_span(msg.headers, msg.subject, self.name):
-            event = envelope.event(schema)
-            await handler(event, EventContext(session=session, envelope=envelope))
+    async def _apply(self, session: AsyncSession, items: Sequence[tuple[Msg, Envelope]]) -> None:
+        """Run the handlers in delivery order; a batch handler takes each run of its type."""
+        position = 0
+        while position < len(items):
+            registration = self.handlers.by_type.get(items[position][1].type)
+            end = position + 1
+            if registration is not None and registration.batched:
+                while end < len(items) and items[end][1].type == items[position][1].type:
+                    end += 1
+            run = items[position:end]
+            position = end
+            if registration is None:
+                continue  # not ours (a filter changed meanwhile): nothing to do
+            with consumer_spans([(m.headers, m.subject) for m, _ in run], self.name):
+                events = [envelope.event(registration.schema) for _, envelope in run]
+                if registration.batched:
+                    await registration.handler(events, BatchContext(session, [e for _, e in run]))
+                else:
+                    await registration.handler(events[0], EventContext(session, run[0][1]))
 
     async def _failed(self, msg: Msg, envelope: Envelope, exc: BaseException) -> None:
         """The handler raised: retry later with back-off, or dead-letter after the last try."""

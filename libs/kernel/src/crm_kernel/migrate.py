@@ -55,9 +55,14 @@ def _upgrade_all(connection: Connection, scripts: Sequence[tuple[Path, str]]) ->
         command.upgrade(_config(location, version_table, connection), "head")
 
 
-async def migrate(db: Database, service_scripts: Path) -> None:
-    """Bring the database to the newest schema; safe when several replicas start at once."""
-    scripts = [(KERNEL_MIGRATIONS, "alembic_version_kernel"), (service_scripts, "alembic_version")]
+async def migrate(db: Database, service_scripts: Path | None) -> None:
+    """Bring the database to the newest schema; safe when several replicas start at once.
+
+    `service_scripts` None migrates only the kernel's tables.
+    """
+    scripts = [(KERNEL_MIGRATIONS, "alembic_version_kernel")]
+    if service_scripts is not None:
+        scripts.append((service_scripts, "alembic_version"))
 
     async def upgrade() -> None:
         async with db.engine.begin() as conn:

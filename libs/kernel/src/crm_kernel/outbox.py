@@ -18,6 +18,9 @@ from crm_kernel.telemetry import trace_headers
 
 log = logging.getLogger(__name__)
 
+# Built once: a statement with parameters skips SQLAlchemy's per-call construction.
+_INSERT = insert(outbox)
+
 
 async def add_event(
     session: AsyncSession,
@@ -34,13 +37,14 @@ async def add_event(
     envelope = event.envelope(subject=subject, actor=actor)
     message = envelope_message(envelope, trace_headers())
     await session.execute(
-        insert(outbox).values(
-            event_id=envelope.id,
-            subject=message.subject,
-            payload=message.payload,
-            headers=dict(message.headers),
-            created_at=datetime.now(UTC),
-        )
+        _INSERT,
+        {
+            "event_id": envelope.id,
+            "subject": message.subject,
+            "payload": message.payload,
+            "headers": dict(message.headers),
+            "created_at": datetime.now(UTC),
+        },
     )
     session.info[OUTBOX_WRITTEN] = True
     return envelope

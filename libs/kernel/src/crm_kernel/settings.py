@@ -61,8 +61,9 @@ class ServiceSettings(BaseSettings):
             self.database_url = own_url
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / self.service_name}.db"
-        own_port = os.environ.get(f"{prefix}_PORT")
-        if own_port:
+        own_port = os.environ.get(f"{prefix}_PORT", "")
+        # Kubernetes service links set e.g. CONTACTS_PORT=tcp://10.0.0.1:8001: not ours.
+        if own_port.isdigit():
             self.port = int(own_port)
         if not self.port:
             self.port = DEFAULT_PORTS.get(self.service_name, 8080)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -10,7 +10,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanProcessor
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import SpanKind
 
 _tracer = trace.get_tracer("crm_kernel")
 
@@ -70,30 +70,37 @@ def trace_headers() -> dict[str, str]:
 
 
 @contextmanager
-def consumer_span(headers: Mapping[str, str] | None, subject: str, consumer: str) -> Iterator[Span]:
-    """A span for handling one message, continuing the trace its publisher started."""
-    parent = propagate.extract(dict(headers or {}))
-    with _tracer.start_as_current_span(
-        f"process {subject}",
-        context=parent,
-        kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "nats",
-            "messaging.destination.name": subject,
-            "messaging.consumer.group.name": consumer,
-        },
-    ) as span:
-        yield span
+def consumer_spans(messages: Sequence[tuple[Mapping[str, str] | None, str]], consumer: str) -> Iterator[None]:
+    """One `process <subject>` span per message, each continuing its publisher's trace.
 
-
-@contextmanager
-def producer_span(subject: str, headers: Mapping[str, str] | None) -> Iterator[Span]:
-    """A span for publishing one stored message, a child of the span that wrote it."""
-    parent = propagate.extract(dict(headers or {}))
-    with _tracer.start_as_current_span(
-        f"publish {subject}",
-        context=parent,
-        kind=SpanKind.PRODUCER,
-        attributes={"messaging.system": "nats", "messaging.destination.name": subject},
-    ) as span:
-        yield span
+    With one message the span is current (the handler's database spans nest in
+    it); with a batch, each message's span covers the batch handler's work.
+    """
+    spans = [
+        _tracer.start_span(
+            f"process {subject}",
+            context=propagate.extract(dict(headers or {})),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": subject,
+                "messaging.consumer.group.name": consumer,
+                "messaging.batch.message_count": len(messages),
+            },
+        )
+        for headers, subject in messages
+    ]
+    try:
+        if len(spans) == 1:
+            with trace.use_span(spans[0], end_on_exit=False):
+                yield
+        else:
+            yield
+    except BaseException as exc:
+        for span in spans:
+            span.record_exception(exc)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
+        raise
+    finally:
+        for span in spans:
+            span.end()
