@@ -66,8 +66,10 @@ def test_reports_killed_mid_stream_counts_every_contact_once(
         )
     stack.start_service("reports")
     stack.wait_healthy("reports")
+    # A message the killed process had fetched comes back after the consumer's ack_wait (10 s).
     wait_for(
         lambda: gateway.get("/reports/overview", headers=headers).json()["contacts"] == 30,
+        timeout=40,
         message="all 30 contacts counted",
     )
     assert len(set(ids)) == 30

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 
 Hook = Callable[["Runtime"], Awaitable[None]]
+# A readiness check of something beyond the database and the bus: each part it
+# checks -> "ok" or what is wrong.
+ReadinessCheck = Callable[["Runtime"], Awaitable[dict[str, str]]]
 
 
 @dataclass
@@ -76,13 +79,16 @@ def create_service_app(
     handlers: Handlers | None = None,
     keep_directory: bool = True,
     on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    readiness: Mapping[str, ReadinessCheck] | None = None,
     keys: TokenKeys | None = None,
 ) -> FastAPI:
     """A service app: routes under /api/v1, problem JSON, health, and its lifespan.
 
     At start-up: migrate the database, connect to NATS, make sure the streams
     exist, start the outbox relay and the consumers, then the service's own
-    hooks. At shutdown, everything stops in reverse.
+    hooks. At shutdown, the service's own hooks run, then everything stops in
+    reverse. `readiness` adds checks to /readyz (e.g. the gateway's upstreams).
     """
     setup_tracing(settings.service_name, settings.otlp_endpoint)
     # A copy, so one module-level Handlers can serve several apps (tests, workers).
@@ -120,6 +126,11 @@ def create_service_app(
         try:
             yield
         finally:
+            for hook in reversed(on_shutdown):
+                try:
+                    await hook(runtime)
+                except Exception:
+                    log.exception("shutdown hook failed")
             for task in runtime.tasks:
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
@@ -139,36 +150,43 @@ def create_service_app(
     install_problem_handlers(app)
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(health_router())
+    app.include_router(health_router(readiness or {}))
     instrument_app(app)
     app.add_middleware(RequestIdMiddleware)
     return app
 
 
-def health_router() -> APIRouter:
+def health_router(readiness: Mapping[str, ReadinessCheck]) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
     async def healthz() -> dict[str, str]:
-        """Alive: the process answers."""
+        """Alive: the process answers (nothing else is checked: a restart would not help)."""
         return {"status": "ok"}
 
     @router.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        """Ready: the database answers and the bus is connected."""
+        """Ready: the database answers, the bus is connected, and every extra check passes."""
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         checks = {"database": False, "bus": False}
-        if runtime is not None:
-            try:
-                async with runtime.db.session() as session:
-                    await session.execute(text("SELECT 1"))
-                checks["database"] = True
-            except Exception:
-                log.warning("readiness: database check failed", exc_info=True)
-            checks["bus"] = runtime.bus.nc.is_connected
+        body: dict[str, Any] = {"checks": checks}
+        if runtime is None:
+            return JSONResponse({"status": "unavailable", **body}, status_code=503)
+        try:
+            async with runtime.db.session() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = True
+        except Exception:
+            log.warning("readiness: database check failed", exc_info=True)
+        checks["bus"] = runtime.bus.nc.is_connected
         ready = all(checks.values())
+        names = list(readiness)
+        results = await asyncio.gather(*(readiness[name](runtime) for name in names))
+        for name, parts in zip(names, results, strict=True):
+            body[name] = parts
+            ready = ready and all(state == "ok" for state in parts.values())
         return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
+            {"status": "ready" if ready else "unavailable", **body},
             status_code=200 if ready else 503,
         )
 

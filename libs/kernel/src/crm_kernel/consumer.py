@@ -73,7 +73,9 @@ class Handlers:
         self.name = name
         self.by_type: dict[str, Registration] = {}
 
-    def _register(self, schema: type[IntegrationEvent], fn: Callable[..., Awaitable[None]], batched: bool) -> None:
+    def _register(
+        self, schema: type[IntegrationEvent], fn: Callable[..., Awaitable[None]], batched: bool
+    ) -> None:
         if schema.type in self.by_type:
             raise ValueError(f"{self.name} already handles {schema.type}")
         self.by_type[schema.type] = Registration(schema, fn, batched)
@@ -128,7 +130,7 @@ class Consumer:
         *,
         max_deliveries: int = 5,
         batch_size: int = 256,
-        ack_wait: float = 30.0,
+        ack_wait: float = 10.0,
         backoff: Sequence[float] = (0.5, 2.0, 10.0, 30.0, 60.0),
     ):
         self.db = db
@@ -216,19 +218,30 @@ class Consumer:
         await asyncio.gather(*(msg.ack_sync() for msg in duplicates))
         if not fresh:
             return
+        # A short ack_wait brings a dead replica's messages back soon; a slow
+        # batch tells the server it is still at work instead.
+        keepalive = asyncio.ensure_future(self._keep_alive([msg for msg, _ in fresh]))
         try:
-            async with self.db.transaction() as session:
-                await self._apply(session, fresh)
-                await inbox.record(session, self.name, (e.id for _, e in fresh))
-        except Exception as exc:
-            if len(fresh) == 1:
-                await self._failed(*fresh[0], exc)
+            try:
+                async with self.db.transaction() as session:
+                    await self._apply(session, fresh)
+                    await inbox.record(session, self.name, (e.id for _, e in fresh))
+            except Exception as exc:
+                if len(fresh) == 1:
+                    await self._failed(*fresh[0], exc)
+                    return
+                log.warning("%s: batch of %d failed; retrying one by one", self.name, len(fresh))
+                for msg, envelope in fresh:
+                    await self._handle_one(msg, envelope)
                 return
-            log.warning("%s: batch of %d failed; retrying one by one", self.name, len(fresh))
-            for msg, envelope in fresh:
-                await self._handle_one(msg, envelope)
-            return
+        finally:
+            keepalive.cancel()
         await asyncio.gather(*(msg.ack_sync() for msg, _ in fresh))
+
+    async def _keep_alive(self, messages: Sequence[Msg]) -> None:
+        while True:
+            await asyncio.sleep(self.ack_wait / 3)
+            await asyncio.gather(*(msg.in_progress() for msg in messages), return_exceptions=True)
 
     async def _handle_one(self, msg: Msg, envelope: Envelope) -> None:
         try:

@@ -81,6 +81,14 @@ class TooManyRequests(DomainError):
         super().__init__(detail, headers=headers, **kwargs)
 
 
+class BadGateway(DomainError):
+    status, title, slug = 502, "Bad gateway", "upstream-unavailable"
+
+
+class GatewayTimeout(DomainError):
+    status, title, slug = 504, "Gateway timeout", "upstream-timeout"
+
+
 class ServiceUnavailable(DomainError):
     status, title, slug = 503, "Service unavailable", "unavailable"
 

@@ -70,7 +70,9 @@ def trace_headers() -> dict[str, str]:
 
 
 @contextmanager
-def consumer_spans(messages: Sequence[tuple[Mapping[str, str] | None, str]], consumer: str) -> Iterator[None]:
+def consumer_spans(
+    messages: Sequence[tuple[Mapping[str, str] | None, str]], consumer: str
+) -> Iterator[None]:
     """One `process <subject>` span per message, each continuing its publisher's trace.
 
     With one message the span is current (the handler's database spans nest in

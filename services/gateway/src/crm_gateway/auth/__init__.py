@@ -1,0 +1,1 @@
+"""Authentication: passwords, sessions, rotating refresh tokens, login throttling."""

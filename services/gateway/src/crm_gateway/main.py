@@ -1,0 +1,113 @@
+"""The gateway: the only public entry (auth, users and teams, routing to the services)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+import crm_gateway
+from crm_gateway import openapi, proxy
+from crm_gateway.auth.guard import SessionGuard
+from crm_gateway.auth.routes import router as auth_router
+from crm_gateway.auth.throttle import LoginThrottle
+from crm_gateway.openapi import OpenApiMerger
+from crm_gateway.ratelimit import Limiter, MemoryLimiter, RedisLimiter
+from crm_gateway.settings import GatewaySettings
+from crm_gateway.state import Gateway, session_principal
+from crm_gateway.teams.routes import router as teams_router
+from crm_gateway.upstreams import Upstreams
+from crm_gateway.users.routes import router as users_router
+from crm_gateway.users.service import bootstrap_admin
+from crm_kernel.app import API_PREFIX, Runtime, create_service_app
+from crm_kernel.auth import TokenKeys, current_principal
+from crm_kernel.migrate import service_migrations
+from crm_kernel.server import serve
+
+
+def _public_key(settings: GatewaySettings) -> str:
+    """The RS256 verifying key: as configured, or derived from the signing key."""
+    if settings.jwt_public_key or not settings.jwt_private_key:
+        return settings.jwt_public_key
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_pem_private_key(settings.jwt_private_key.encode(), password=None)
+    return (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def token_keys(settings: GatewaySettings) -> TokenKeys:
+    """The gateway's keys: it alone can sign (RS256 with a private key, else HS256)."""
+    return TokenKeys(
+        secret=settings.jwt_secret,
+        private_key=settings.jwt_private_key,
+        public_key=_public_key(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+
+
+def _limiter(settings: GatewaySettings) -> Limiter:
+    if settings.redis_url:
+        return RedisLimiter.from_url(settings.redis_url, prefix=f"{settings.redis_prefix}limit:")
+    return MemoryLimiter()
+
+
+def _serve_first(app: FastAPI, path: str, endpoint: Callable[..., Any]) -> None:
+    """Serve `path` with `endpoint` ahead of the routes FastAPI and the kernel registered there.
+
+    Routes are matched in order, so the first one wins; this replaces FastAPI's
+    own OpenAPI document (which would show the gateway's paths only).
+    """
+    app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
+    app.router.routes.insert(0, app.router.routes.pop())
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    keys = token_keys(settings)
+    upstreams = Upstreams(settings)
+    gateway = Gateway(
+        settings=settings,
+        keys=keys,
+        guard=SessionGuard(ttl=settings.session_check_seconds),
+        throttle=LoginThrottle(
+            _limiter(settings),
+            per_account=settings.login_max_failures_per_account,
+            per_ip=settings.login_max_failures_per_ip,
+            window_seconds=settings.login_window_seconds,
+        ),
+        upstreams=upstreams,
+        openapi=OpenApiMerger(upstreams),
+    )
+
+    async def bootstrap(runtime: Runtime) -> None:
+        await bootstrap_admin(runtime.db, settings)
+
+    app = create_service_app(
+        settings,
+        title="CRM API",
+        migrations=service_migrations(crm_gateway.__file__),
+        # The proxy's catch-all comes last: the gateway's own routes win.
+        routers=[auth_router, users_router, teams_router, proxy.router],
+        keep_directory=False,
+        on_startup=[gateway.start, bootstrap],
+        on_shutdown=[gateway.stop],
+        readiness={"services": gateway.upstream_health},
+        keys=keys,
+    )
+    app.state.gateway = gateway
+    # Every route that asks for the caller (CurrentUser, AdminUser, require_roles)
+    # also gets its session checked: a logged-out token is refused everywhere.
+    app.dependency_overrides[current_principal] = session_principal
+    # FastAPI's own document would show only the gateway; ours is the merged one.
+    _serve_first(app, f"{API_PREFIX}/openapi.json", openapi.openapi_document)
+    return app
+
+
+def run() -> None:
+    serve("crm_gateway.main:create_app", GatewaySettings())

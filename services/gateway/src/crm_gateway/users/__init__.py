@@ -1,0 +1,1 @@
+"""Users: staff accounts with a role, teams and a password."""
