@@ -10,6 +10,7 @@ import httpx
 import nats
 import orjson
 import pytest
+
 from crm_contacts.main import create_app
 from crm_contacts.settings import ContactsSettings
 from crm_kernel.auth import Role

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from crm_kernel.auth import Role
 from crm_kernel.bus import Bus
 from crm_kernel.contracts.contacts import ContactCreated
@@ -37,19 +38,31 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
 
 def contact_created(owner_id: str, created_at: str = "2026-03-01T10:00:00+00:00") -> ContactCreated:
     return ContactCreated(
-        id=str(uuid.uuid4()), first_name="A", owner_id=owner_id, version=1,
-        created_at=created_at, updated_at=created_at,
+        id=str(uuid.uuid4()),
+        first_name="A",
+        owner_id=owner_id,
+        version=1,
+        created_at=created_at,
+        updated_at=created_at,
     )
 
 
 def user(user_id: str, role: Role, team_ids: list[str]) -> UserCreated:
-    return UserCreated(id=user_id, email=f"{user_id}@example.com", full_name="U", role=role,
-                       team_ids=team_ids, is_active=True, version=1)
+    return UserCreated(
+        id=user_id,
+        email=f"{user_id}@example.com",
+        full_name="U",
+        role=role,
+        team_ids=team_ids,
+        is_active=True,
+        version=1,
+    )
 
 
 async def overview(client: httpx.AsyncClient, token: str, **params: str) -> dict[str, object]:
-    response = await client.get("/reports/overview", params=params,
-                                headers={"Authorization": f"Bearer {token}"})
+    response = await client.get(
+        "/reports/overview", params=params, headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 200, response.text
     return dict(response.json())
 
@@ -62,9 +75,7 @@ async def test_redelivered_event_is_counted_once(reports: httpx.AsyncClient, bus
     await bus.publish(envelope, {"Nats-Msg-Id": f"{envelope.id}-again"})
     await bus.publish(contact_created(str(uuid.uuid4())).envelope())
     await wait_until(lambda: overview(reports, admin), message="report")
-    await wait_until(
-        lambda: _count(reports, admin, 2), message="two distinct contacts counted"
-    )
+    await wait_until(lambda: _count(reports, admin, 2), message="two distinct contacts counted")
     info = await bus.js.consumer_info("CRM_CONTACTS", "reports")
     await wait_until(lambda: _acked(bus), message="all acked")
     assert info.config.durable_name == "reports"
@@ -83,8 +94,12 @@ async def _acked(bus: Bus) -> bool:
 async def test_each_role_counts_only_what_it_may_see(reports: httpx.AsyncClient, bus: Bus) -> None:
     team = str(uuid.uuid4())
     head, rep_a, rep_b, outsider = (str(uuid.uuid4()) for _ in range(4))
-    for user_id, role, teams in ((head, Role.HEAD_OF_SALES, [team]), (rep_a, Role.SALES_REP, [team]),
-                                 (rep_b, Role.SALES_REP, [team]), (outsider, Role.SALES_REP, [])):
+    for user_id, role, teams in (
+        (head, Role.HEAD_OF_SALES, [team]),
+        (rep_a, Role.SALES_REP, [team]),
+        (rep_b, Role.SALES_REP, [team]),
+        (outsider, Role.SALES_REP, []),
+    ):
         await bus.publish(user(user_id, role, teams).envelope())
     for owner, count in ((rep_a, 2), (rep_b, 1), (outsider, 3), (head, 1)):
         for _ in range(count):
@@ -97,14 +112,21 @@ async def test_each_role_counts_only_what_it_may_see(reports: httpx.AsyncClient,
     assert (await overview(reports, issue_token(Role.MARKETER)))["contacts"] == 7
 
 
-async def test_period_counts_contacts_created_within_it(reports: httpx.AsyncClient, bus: Bus) -> None:
+async def test_period_counts_contacts_created_within_it(
+    reports: httpx.AsyncClient, bus: Bus
+) -> None:
     owner = str(uuid.uuid4())
     for day in ("2026-01-15", "2026-02-10", "2026-02-20", "2026-03-05"):
         await bus.publish(contact_created(owner, f"{day}T12:00:00+00:00").envelope())
     admin = issue_token(Role.ADMIN)
     await wait_until(lambda: _count(reports, admin, 4), message="four contacts")
-    body = await overview(reports, admin, **{"from": "2026-02-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"})
+    body = await overview(
+        reports, admin, **{"from": "2026-02-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}
+    )
     assert body["contacts_created"] == 2 and body["contacts"] == 4
-    naive = await reports.get("/reports/overview", params={"from": datetime(2026, 1, 1).isoformat()},
-                              headers={"Authorization": f"Bearer {admin}"})
+    naive = await reports.get(
+        "/reports/overview",
+        params={"from": datetime(2026, 1, 1).isoformat()},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
     assert naive.status_code == 400 and naive.json()["errors"][0]["field"] == "from"

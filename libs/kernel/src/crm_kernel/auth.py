@@ -59,7 +59,7 @@ class TokenKeys:
         if public_key or private_key:
             self.algorithm = "RS256"
             self._sign_key: Any = private_key
-            self._verify_key: Any = public_key
+            self._verify_key: Any = public_key or _public_key_of(private_key)
         elif secret:
             if len(secret) < 32:
                 raise ValueError("CRM_JWT_SECRET must be at least 32 characters")
@@ -105,7 +105,7 @@ class TokenKeys:
             role = Role(claims["role"])
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("The access token has expired.") from exc
-        except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
+        except (jwt.PyJWTError, KeyError, ValueError) as exc:
             raise Unauthorized("The access token is not valid.") from exc
         scopes = claims.get("scopes")
         return Principal(
@@ -117,6 +117,18 @@ class TokenKeys:
             scopes=frozenset(scopes) if scopes is not None else None,
             claims=claims,
         )
+
+
+def _public_key_of(private_key: str) -> str:
+    """The PEM public key of an RSA private key (the gateway may be given only the latter)."""
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_pem_private_key(private_key.encode(), password=None)
+    return (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def bearer_token(request: Request) -> str:

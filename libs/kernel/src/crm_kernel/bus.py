@@ -132,13 +132,26 @@ class Bus:
             message.subject, message.payload, headers=dict(message.headers)
         )
 
-    async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> list[PubAck]:
-        """Publish in order with every ack in flight at once; raises if any is refused."""
+    async def publish_batch(
+        self, messages: Sequence[OutgoingMessage]
+    ) -> list[PubAck | BaseException]:
+        """Publish in order with every ack in flight at once; each result is an ack or the error."""
         futures = [
             await self.js.publish_async(m.subject, m.payload, headers=dict(m.headers))
             for m in messages
         ]
-        return list(await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_S))
+        if futures:
+            await asyncio.wait(futures, timeout=PUBLISH_TIMEOUT_S)
+        return [_outcome(f) for f in futures]
+
+
+def _outcome(future: asyncio.Future[PubAck]) -> PubAck | BaseException:
+    if not future.done():
+        future.cancel()
+        return TimeoutError("JetStream did not acknowledge in time")
+    if future.cancelled():
+        return asyncio.CancelledError()
+    return future.exception() or future.result()
 
 
 def envelope_message(

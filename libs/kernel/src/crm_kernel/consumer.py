@@ -24,10 +24,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,11 +114,19 @@ class Handlers:
 
 
 class PoisonMessage(Exception):
-    """A message that can never be handled (unparseable): dead-letter it at once."""
+    """A message that can never be handled (it does not fit its schema): dead-letter it at once.
+
+    A handler may raise it too, for data no retry will make acceptable.
+    """
 
 
-def _header_safe(text: str, limit: int = 2000) -> str:
-    return " ".join(text.split())[:limit]
+# Printable ASCII but `%`: header values must be ASCII, so the rest is %-encoded.
+_HEADER_SAFE_CHARS = "".join(chr(c) for c in range(32, 127) if chr(c) != "%")
+
+
+def header_value(text: str, limit: int = 2000) -> str:
+    """Text as a NATS header value: one line, ASCII (%-encoded), bounded."""
+    return quote(" ".join(text.split())[:limit], safe=_HEADER_SAFE_CHARS)
 
 
 class Consumer:
@@ -131,6 +141,7 @@ class Consumer:
         max_deliveries: int = 5,
         batch_size: int = 256,
         ack_wait: float = 10.0,
+        batch_timeout: float = 60.0,
         backoff: Sequence[float] = (0.5, 2.0, 10.0, 30.0, 60.0),
     ):
         self.db = db
@@ -140,6 +151,7 @@ class Consumer:
         self.max_deliveries = max_deliveries
         self.batch_size = batch_size
         self.ack_wait = ack_wait
+        self.batch_timeout = batch_timeout
         self.backoff = list(backoff)
 
     def _backoff(self, delivered: int) -> float:
@@ -174,7 +186,8 @@ class Consumer:
         subscription = await self.bus.js.pull_subscribe_bind(self.name, stream)
         while True:
             try:
-                messages = await subscription.fetch(self.batch_size, timeout=5)
+                # Short polls: a pull request dies with a restarted server, so ask again soon.
+                messages = await subscription.fetch(self.batch_size, timeout=2)
             except (TimeoutError, NatsTimeoutError):
                 continue
             except asyncio.CancelledError:
@@ -218,12 +231,13 @@ class Consumer:
         await asyncio.gather(*(msg.ack_sync() for msg in duplicates))
         if not fresh:
             return
-        # A short ack_wait brings a dead replica's messages back soon; a slow
-        # batch tells the server it is still at work instead.
-        keepalive = asyncio.ensure_future(self._keep_alive([msg for msg, _ in fresh]))
+        # A short ack_wait brings a dead replica's messages back soon; while a
+        # batch is at work the server is told so, for the messages still open.
+        pending = {id(msg): msg for msg, _ in fresh}
+        keepalive = asyncio.ensure_future(self._keep_alive(pending))
         try:
             try:
-                async with self.db.transaction() as session:
+                async with asyncio.timeout(self.batch_timeout), self.db.transaction() as session:
                     await self._apply(session, fresh)
                     await inbox.record(session, self.name, (e.id for _, e in fresh))
             except Exception as exc:
@@ -233,22 +247,23 @@ class Consumer:
                 log.warning("%s: batch of %d failed; retrying one by one", self.name, len(fresh))
                 for msg, envelope in fresh:
                     await self._handle_one(msg, envelope)
+                    pending.pop(id(msg), None)
                 return
         finally:
             keepalive.cancel()
         await asyncio.gather(*(msg.ack_sync() for msg, _ in fresh))
 
-    async def _keep_alive(self, messages: Sequence[Msg]) -> None:
+    async def _keep_alive(self, pending: dict[int, Msg]) -> None:
         while True:
             await asyncio.sleep(self.ack_wait / 3)
-            await asyncio.gather(*(msg.in_progress() for msg in messages), return_exceptions=True)
+            await asyncio.gather(
+                *(m.in_progress() for m in list(pending.values())), return_exceptions=True
+            )
 
     async def _handle_one(self, msg: Msg, envelope: Envelope) -> None:
         try:
-            async with self.db.transaction() as session:
-                if await inbox.processed_ids(session, self.name, [envelope.id]):
-                    pass
-                else:
+            async with asyncio.timeout(self.batch_timeout), self.db.transaction() as session:
+                if not await inbox.processed_ids(session, self.name, [envelope.id]):
                     await self._apply(session, [(msg, envelope)])
                     await inbox.record(session, self.name, [envelope.id])
         except IntegrityError as exc:
@@ -276,7 +291,12 @@ class Consumer:
             if registration is None:
                 continue  # not ours (a filter changed meanwhile): nothing to do
             with consumer_spans([(m.headers, m.subject) for m, _ in run], self.name):
-                events = [envelope.event(registration.schema) for _, envelope in run]
+                try:
+                    events = [envelope.event(registration.schema) for _, envelope in run]
+                except ValidationError as exc:
+                    raise PoisonMessage(
+                        f"does not fit {registration.schema.__name__}: {exc}"
+                    ) from exc
                 if registration.batched:
                     await registration.handler(events, BatchContext(session, [e for _, e in run]))
                 else:
@@ -294,7 +314,7 @@ class Consumer:
             delivered,
             error,
         )
-        if delivered >= self.max_deliveries:
+        if isinstance(exc, PoisonMessage) or delivered >= self.max_deliveries:
             await self.dead_letter(msg, error, envelope)
         else:
             await msg.nak(delay=self._backoff(delivered))
@@ -308,7 +328,7 @@ class Consumer:
         headers.update(
             {
                 "Nats-Msg-Id": f"{self.name}:{meta.stream}:{meta.sequence.stream}",
-                "Crm-Error": _header_safe(error),
+                "Crm-Error": header_value(error),
                 "Crm-Consumer": self.name,
                 "Crm-Original-Subject": msg.subject,
                 "Crm-Original-Stream": meta.stream,

@@ -112,12 +112,34 @@ class Database:
         await self.engine.dispose()
 
 
+def _dialect_insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL alike)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
 async def insert_ignoring_duplicates(
     session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]
 ) -> None:
     """Insert rows in one statement, skipping those whose key already exists (idempotent writes)."""
     if not rows:
         return
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    dml = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(dml(table).on_conflict_do_nothing(), list(rows))
+    await session.execute(_dialect_insert(session)(table).on_conflict_do_nothing(), list(rows))
+
+
+async def upsert_if_newer(
+    session: AsyncSession, table: Table, row: Mapping[str, Any], *, key: Sequence[str], version: str
+) -> bool:
+    """Insert the row, or overwrite the stored one only if `row[version]` is newer.
+
+    One statement, so two replicas applying versions 2 and 3 at once end with 3
+    whatever the order. Returns whether the row was written.
+    """
+    statement = _dialect_insert(session)(table).values(**row)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c[k] for k in key],
+        set_={c: statement.excluded[c] for c in row if c not in key},
+        where=table.c[version] < statement.excluded[version],
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -2,35 +2,29 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, delete, insert, literal, select, true, update
+from sqlalchemy import ColumnElement, delete, insert, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.auth import Principal, Role
 from crm_kernel.consumer import EventContext, Handlers
 from crm_kernel.contracts.gateway import UserChanged, UserCreated, UserUpdated
-from crm_kernel.db import SqlColumn
+from crm_kernel.db import SqlColumn, upsert_if_newer
 from crm_kernel.tables import directory_team_members as members
 from crm_kernel.tables import directory_users as users
 
 
 async def apply_user(session: AsyncSession, user: UserChanged) -> None:
     """Store a user's newest state; an older event never overwrites a newer one."""
-    current = (
-        await session.execute(select(users.c.version).where(users.c.id == user.id))
-    ).scalar_one_or_none()
-    if current is not None and current >= user.version:
-        return
-    values = {
+    row = {
+        "id": user.id,
         "email": user.email,
         "full_name": user.full_name,
         "role": user.role,
         "is_active": user.is_active,
         "version": user.version,
     }
-    if current is None:
-        await session.execute(insert(users).values(id=user.id, **values))
-    else:
-        await session.execute(update(users).where(users.c.id == user.id).values(**values))
+    if not await upsert_if_newer(session, users, row, key=["id"], version="version"):
+        return
     await session.execute(delete(members).where(members.c.user_id == user.id))
     if user.team_ids:
         await session.execute(

@@ -16,6 +16,7 @@ import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from nats.js.errors import NotFoundError
 
@@ -51,7 +52,11 @@ async def list_dead_letters(
             raw = await bus.js.get_msg(DEAD_LETTER_STREAM, seq)
         except NotFoundError:
             continue  # replayed and deleted
-        headers = dict(raw.headers or {})
+        # Values are ASCII (the consumer %-encodes them); str() undoes nats-py's header parsing.
+        headers = {
+            k: unquote(str(v)) if k.startswith("Crm-") else str(v)
+            for k, v in (raw.headers or {}).items()
+        }
         letter = DeadLetter(
             sequence=seq,
             consumer=headers.get("Crm-Consumer", ""),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command, context
@@ -35,11 +35,12 @@ def _config(script_location: Path, version_table: str, connection: Connection | 
     return cfg
 
 
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+@asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    """An exclusive lock on a file, waited for off the event loop (other tasks keep running)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with open(path, "a") as handle:  # noqa: ASYNC230 - opening a lock file does not block
+        await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -70,7 +71,7 @@ async def migrate(db: Database, service_scripts: Path | None) -> None:
 
     if db.is_sqlite:
         database = make_url(db.url).database or "memory"
-        with _file_lock(Path(f"{database}.migrate.lock")):
+        async with _file_lock(Path(f"{database}.migrate.lock")):
             await upgrade()
     else:
         await upgrade()

@@ -11,6 +11,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.bus import Bus, OutgoingMessage, envelope_message
+from crm_kernel.contracts import all_types
 from crm_kernel.db import OUTBOX_WRITTEN, Database
 from crm_kernel.events import Envelope, IntegrationEvent
 from crm_kernel.tables import outbox
@@ -34,6 +35,9 @@ async def add_event(
     The current trace context is stored with it, so consumers continue the
     trace of the request that caused the change.
     """
+    if event.type not in all_types():
+        # No stream would take it, and it would hold up every row behind it.
+        raise ValueError(f"{event.type} is not a declared contract (crm_kernel.contracts)")
     envelope = event.envelope(subject=subject, actor=actor)
     message = envelope_message(envelope, trace_headers())
     await session.execute(
@@ -51,7 +55,7 @@ async def add_event(
 
 
 class OutboxRelay:
-    """Publishes pending outbox rows in order, in batches with acks in flight.
+    """Publishes pending outbox rows in id order (per replica), in batches with acks in flight.
 
     Woken right after a commit that wrote events (low latency) and polling
     otherwise (rows left by a crashed process or another replica). On
@@ -81,7 +85,13 @@ class OutboxRelay:
         self._wake.set()
 
     async def relay_once(self) -> int:
-        """Publish one batch of pending rows; returns how many were published."""
+        """Publish one batch of pending rows; returns how many were published.
+
+        Every row JetStream acknowledged is marked. A refused row (its subject
+        in no stream) stays pending and its error is raised, so the loop logs
+        it and backs off; the rows after it still go out with each batch.
+        """
+        refused: BaseException | None = None
         async with self.db.sessions() as session, session.begin():
             rows = (
                 await session.execute(
@@ -94,15 +104,24 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            await self.bus.publish_batch(
+            results = await self.bus.publish_batch(
                 [OutgoingMessage(r.subject, r.payload, r.headers) for r in rows]
             )
-            await session.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([r.id for r in rows]))
-                .values(published_at=datetime.now(UTC))
-            )
-        return len(rows)
+            acked = [
+                r.id
+                for r, result in zip(rows, results, strict=True)
+                if not isinstance(result, BaseException)
+            ]
+            refused = next((r for r in results if isinstance(r, BaseException)), None)
+            if acked:
+                await session.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(acked))
+                    .values(published_at=datetime.now(UTC))
+                )
+        if refused is not None:
+            raise refused
+        return len(acked)
 
     async def prune(self) -> None:
         """Forget rows published long ago (the stream keeps the history)."""

@@ -66,14 +66,12 @@ def encode_cursor(values: Sequence[Any]) -> str:
 
 
 def decode_cursor(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
+    """The sort values in a cursor, each checked against its column's type (never sent raw)."""
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(values, list) or len(values) != len(keys):
             raise ValueError("wrong shape")
-        return [
-            datetime.fromisoformat(v) if _is_datetime(k.column) else v
-            for k, v in zip(keys, values, strict=True)
-        ]
+        return [_typed(k.column, v) for k, v in zip(keys, values, strict=True)]
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise BadRequest(
             "The cursor is not one this list gave out.",
@@ -81,9 +79,26 @@ def decode_cursor(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
         ) from exc
 
 
-def _is_datetime(column: SqlColumn) -> bool:
+def _typed(column: SqlColumn, value: Any) -> Any:
+    """A cursor value as its column's Python type; ValueError if it cannot be one."""
     column_type = getattr(column.type, "impl_instance", column.type)  # see through TypeDecorators
-    return isinstance(column_type, DateTime)
+    if isinstance(column_type, DateTime):
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("naive time in cursor")
+        return moment
+    try:
+        expected = column_type.python_type
+    except NotImplementedError:
+        expected = object
+    if expected is float and isinstance(value, int):
+        return float(value)
+    # bool is an int in Python; a cursor never mixes them up.
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ValueError(
+            f"cursor value of type {type(value).__name__}, expected {expected.__name__}"
+        )
+    return value
 
 
 def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:

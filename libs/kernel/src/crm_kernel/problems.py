@@ -142,6 +142,8 @@ def validation_errors(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         loc = [str(part) for part in error.get("loc", ())]
         location = loc[0] if loc and loc[0] in ("body", "query", "path", "header", "cookie") else ""
         field = ".".join(loc[1:] if location else loc) or location or "body"
+        if error.get("type") == "json_invalid":
+            field = "body"  # the loc holds the byte offset of the syntax error
         errors.append(
             {
                 "field": field,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 HEADER = "x-request-id"
 _current: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -30,9 +33,12 @@ class RequestIdMiddleware:
         incoming = dict(scope["headers"]).get(HEADER.encode(), b"").decode("latin-1")
         request_id = incoming if _SAFE.match(incoming) else uuid.uuid4().hex
         token = _current.set(request_id)
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = [
                     (k, v) for k, v in message.get("headers", []) if k.lower() != HEADER.encode()
                 ]
@@ -42,5 +48,15 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here, not by Starlette's outermost handler, so the 500 and
+            # its log line carry the request id.
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            from crm_kernel.problems import problem  # problems imports this module
+
+            response = problem(500, "Internal error", "The server failed; the error is logged.")
+            await response(scope, receive, send_with_id)
         finally:
             _current.reset(token)

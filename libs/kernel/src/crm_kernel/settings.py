@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,7 +30,8 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
-    service_name: str = "kernel"
+    # Fixed per service class, never from the environment (it names files and consumers).
+    service_name: ClassVar[str] = "kernel"
     data_dir: Path = Field(default=Path(".data"), alias="CRM_DATA_DIR")
     database_url: str = Field(default="", alias="DATABASE_URL")
     host: str = Field(default="127.0.0.1", alias="HOST")

@@ -126,6 +126,9 @@ def testing_keys() -> TokenKeys:
     return TokenKeys(secret=TEST_JWT_SECRET)
 
 
+testing_keys.__test__ = False  # type: ignore[attr-defined]  # not a test, despite its name
+
+
 def issue_token(
     role: Role | str = Role.ADMIN,
     user_id: str | None = None,

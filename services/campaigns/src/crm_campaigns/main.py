@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from crm_kernel.app import create_service_app
-from crm_kernel.migrate import service_migrations
-from crm_kernel.server import serve
 from fastapi import FastAPI
 
 import crm_campaigns
 from crm_campaigns.settings import CampaignsSettings
+from crm_kernel.app import create_service_app
+from crm_kernel.migrate import service_migrations
+from crm_kernel.server import serve
 
 
 def create_app(settings: CampaignsSettings | None = None) -> FastAPI:

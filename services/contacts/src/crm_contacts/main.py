@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from crm_kernel.app import create_service_app
-from crm_kernel.migrate import service_migrations
-from crm_kernel.server import serve
 from fastapi import FastAPI
 
 import crm_contacts
 from crm_contacts.contacts.routes import router as contacts_router
 from crm_contacts.settings import ContactsSettings
+from crm_kernel.app import create_service_app
+from crm_kernel.migrate import service_migrations
+from crm_kernel.server import serve
 
 
 def create_app(settings: ContactsSettings | None = None) -> FastAPI:

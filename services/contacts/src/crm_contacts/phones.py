@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import phonenumbers
+
 from crm_kernel.problems import Unprocessable
 
 

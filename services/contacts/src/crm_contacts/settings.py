@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from crm_kernel.settings import ServiceSettings
+from typing import ClassVar
+
 from pydantic import Field
+
+from crm_kernel.settings import ServiceSettings
 
 
 class ContactsSettings(ServiceSettings):
-    service_name: str = "contacts"
+    service_name: ClassVar[str] = "contacts"
     # Region assumed for phone numbers typed without a country code.
     phone_region: str = Field(default="RU", alias="CRM_PHONE_REGION")

@@ -26,26 +26,12 @@ from crm_kernel.migrate import service_migrations
 from crm_kernel.server import serve
 
 
-def _public_key(settings: GatewaySettings) -> str:
-    """The RS256 verifying key: as configured, or derived from the signing key."""
-    if settings.jwt_public_key or not settings.jwt_private_key:
-        return settings.jwt_public_key
-    from cryptography.hazmat.primitives import serialization
-
-    private = serialization.load_pem_private_key(settings.jwt_private_key.encode(), password=None)
-    return (
-        private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
 def token_keys(settings: GatewaySettings) -> TokenKeys:
     """The gateway's keys: it alone can sign (RS256 with a private key, else HS256)."""
     return TokenKeys(
         secret=settings.jwt_secret,
         private_key=settings.jwt_private_key,
-        public_key=_public_key(settings),
+        public_key=settings.jwt_public_key,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
     )

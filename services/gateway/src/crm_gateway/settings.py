@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from crm_kernel.settings import ServiceSettings
@@ -10,7 +12,7 @@ from crm_kernel.settings import ServiceSettings
 class GatewaySettings(ServiceSettings):
     """Environment of the gateway; everything shared comes from `ServiceSettings`."""
 
-    service_name: str = "gateway"
+    service_name: ClassVar[str] = "gateway"
 
     # Bootstrap: an admin is created at start-up only when a password is given.
     admin_email: str = Field(default="admin@example.com", alias="CRM_ADMIN_EMAIL")

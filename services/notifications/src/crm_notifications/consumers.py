@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import select
+
 from crm_kernel.consumer import EventContext, Handlers
 from crm_kernel.contracts.notifications import SendEmail, SendSms
 from crm_kernel.ids import new_id
-from sqlalchemy import select
-
 from crm_notifications.channels.messages import OutgoingEmail, OutgoingSms
 from crm_notifications.channels.select import Mailer, SmsSender
 from crm_notifications.models import Message

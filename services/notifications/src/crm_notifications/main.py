@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from crm_kernel.app import create_service_app
-from crm_kernel.migrate import service_migrations
-from crm_kernel.server import serve
 from fastapi import FastAPI
 
 import crm_notifications
+from crm_kernel.app import create_service_app
+from crm_kernel.migrate import service_migrations
+from crm_kernel.server import serve
 from crm_notifications.channels.select import mailer, sms_sender
 from crm_notifications.consumers import build_handlers
 from crm_notifications.settings import NotificationsSettings

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm_kernel.db import UtcDateTime
 from sqlalchemy import MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from crm_kernel.db import UtcDateTime
 
 
 class Base(DeclarativeBase):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from crm_kernel.app import create_service_app
-from crm_kernel.migrate import service_migrations
-from crm_kernel.server import serve
 from fastapi import FastAPI
 
 import crm_reports
+from crm_kernel.app import create_service_app
+from crm_kernel.migrate import service_migrations
+from crm_kernel.server import serve
 from crm_reports.consumers import handlers
 from crm_reports.overview.routes import router as overview_router
 from crm_reports.settings import ReportsSettings

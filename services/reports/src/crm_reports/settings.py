@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from crm_kernel.settings import ServiceSettings
 
 
 class ReportsSettings(ServiceSettings):
-    service_name: str = "reports"
+    service_name: ClassVar[str] = "reports"

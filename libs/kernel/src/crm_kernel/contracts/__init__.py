@@ -10,6 +10,7 @@ fails loudly (no stream answers).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from crm_kernel.contracts import contacts, gateway, notifications
@@ -31,6 +32,7 @@ class StreamSpec:
     work_queue: bool = False
 
 
+@functools.cache
 def all_types() -> dict[str, type[IntegrationEvent]]:
     """Every declared event and command schema by its subject."""
     found: dict[str, type[IntegrationEvent]] = {}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from crm_kernel.db import UtcDateTime
 from sqlalchemy import JSON, Boolean, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_contacts.models import Base
+from crm_kernel.db import UtcDateTime
 
 
 class Contact(Base):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from crm_kernel.app import DatabaseDep
-from crm_kernel.auth import CurrentUser
-from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from fastapi import APIRouter, Query, Request, Response, status
 
 from crm_contacts.contacts import service
 from crm_contacts.contacts.schemas import ContactCreate, ContactRead, LifecycleStage
+from crm_kernel.app import DatabaseDep
+from crm_kernel.auth import CurrentUser
+from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
+from crm_contacts.contacts.models import Contact
+from crm_contacts.contacts.schemas import ContactCreate, ContactRead
+from crm_contacts.phones import to_e164
 from crm_kernel.auth import Principal, Role
 from crm_kernel.contracts.contacts import ContactCreated
 from crm_kernel.db import Database
@@ -13,11 +18,6 @@ from crm_kernel.ids import new_id
 from crm_kernel.outbox import add_event
 from crm_kernel.pagination import Page, paginate, parse_sort
 from crm_kernel.problems import Forbidden, NotFound
-from sqlalchemy import select
-
-from crm_contacts.contacts.models import Contact
-from crm_contacts.contacts.schemas import ContactCreate, ContactRead
-from crm_contacts.phones import to_e164
 
 SORTABLE = {
     "created_at": Contact.created_at,

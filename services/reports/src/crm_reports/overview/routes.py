@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+from fastapi import APIRouter, Query
+
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.problems import BadRequest
-from fastapi import APIRouter, Query
-
 from crm_reports.overview import service
 from crm_reports.overview.schemas import OverviewRead
 

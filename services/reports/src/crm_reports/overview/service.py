@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import func, select
+
 from crm_kernel.auth import Principal
 from crm_kernel.db import Database
 from crm_kernel.directory import owner_filter
-from sqlalchemy import func, select
-
 from crm_reports.models import ContactFact
 from crm_reports.overview.schemas import OverviewRead
 
