@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ from crm_kernel.testing import (
 
 
 class ToySettings(ServiceSettings):
-    service_name: str = "toy"
+    service_name: ClassVar[str] = "toy"
 
 
 def toy_router() -> APIRouter:
