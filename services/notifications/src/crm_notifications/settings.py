@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import ClassVar
 
 from pydantic import Field
@@ -16,3 +17,10 @@ class NotificationsSettings(ServiceSettings):
     # Unset: SMS goes to the local sink, files under CRM_DATA_DIR/sms.
     sms_url: str = Field(default="", alias="SMS_URL")
     mail_from: str = Field(default="CRM <crm@localhost>", alias="CRM_MAIL_FROM")
+    # Estimated price of one SMS segment, shown on each SMS notification.
+    sms_price_per_segment: Decimal = Field(default=Decimal("0"), alias="CRM_SMS_PRICE_PER_SEGMENT")
+    # Provider calls in flight at once, per pool (transactional and bulk have one each).
+    transactional_concurrency: int = Field(default=20, alias="CRM_NOTIFY_CONCURRENCY")
+    bulk_concurrency: int = Field(default=20, alias="CRM_NOTIFY_BULK_CONCURRENCY")
+    max_attempts: int = Field(default=6, alias="CRM_NOTIFY_MAX_ATTEMPTS")
+    retry_base_seconds: float = Field(default=2.0, alias="CRM_NOTIFY_RETRY_BASE_SECONDS")

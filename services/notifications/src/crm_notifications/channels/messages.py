@@ -14,6 +14,7 @@ class OutgoingEmail:
     subject: str
     body_text: str
     body_html: str | None = None
+    unsubscribe_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ def to_mime(mail: OutgoingEmail, sender: str) -> EmailMessage:
     message["To"] = mail.to
     message["Subject"] = mail.subject
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip("> ") or "crm.local")
+    if mail.unsubscribe_url:
+        # RFC 8058 one-click: mail clients show an unsubscribe button that POSTs here.
+        message["List-Unsubscribe"] = f"<{mail.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(mail.body_text)
     if mail.body_html:
         message.add_alternative(mail.body_html, subtype="html")

@@ -1,18 +1,25 @@
-"""E-mail over SMTP with aiosmtplib, configured by `SMTP_URL`."""
+"""E-mail over SMTP with aiosmtplib, configured by `SMTP_URL`, over a pool of reused connections."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
+from crm_notifications.channels.errors import PermanentError, TransientError
 from crm_notifications.channels.messages import OutgoingEmail, to_mime
 
 
 class SmtpMailer:
-    """`smtp://[user:pass@]host:port` (STARTTLS when offered) or `smtps://` (TLS from the start)."""
+    """`smtp://[user:pass@]host:port` (STARTTLS when offered) or `smtps://` (TLS from the start).
 
-    def __init__(self, url: str, sender: str, timeout: float = 30.0):
+    Connections are opened on demand, kept and reused (up to `pool_size` at
+    once); one that failed is dropped and a new one opened for the next message.
+    """
+
+    def __init__(self, url: str, sender: str, *, timeout: float = 30.0, pool_size: int = 8):
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("SMTP_URL must look like smtp://[user:pass@]host:port or smtps://...")
@@ -23,16 +30,61 @@ class SmtpMailer:
         self.password = unquote(parts.password) if parts.password else None
         self.sender = sender
         self.timeout = timeout
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(pool_size)
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        while self._idle:
+            client = self._idle.pop()
+            if client.is_connected:
+                return client
+        client = aiosmtplib.SMTP(
+            hostname=self.hostname, port=self.port, use_tls=self.use_tls, timeout=self.timeout
+        )
+        await client.connect()
+        if self.username:
+            await client.login(self.username, self.password or "")
+        return client
 
     async def send(self, mail: OutgoingEmail) -> str:
         message = to_mime(mail, self.sender)
-        await aiosmtplib.send(
-            message,
-            hostname=self.hostname,
-            port=self.port,
-            use_tls=self.use_tls,
-            username=self.username,
-            password=self.password,
-            timeout=self.timeout,
-        )
+        async with self._slots:
+            client = None
+            try:
+                client = await self._connection()
+                await client.send_message(message)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                self._keep(client)
+                codes = [r.code for r in exc.recipients]
+                if codes and all(code >= 500 for code in codes):
+                    raise PermanentError(
+                        f"recipient refused: {exc.recipients[0]}", suppress=True
+                    ) from exc
+                raise TransientError(f"recipient deferred: {exc.recipients[0]}") from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._drop(client)
+                if exc.code >= 500:
+                    raise PermanentError(
+                        f"SMTP {exc.code} {exc.message}", suppress=exc.code in (550, 551, 553)
+                    ) from exc
+                raise TransientError(f"SMTP {exc.code} {exc.message}") from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                await self._drop(client)
+                raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+            self._keep(client)
         return str(message["Message-ID"])
+
+    def _keep(self, client: aiosmtplib.SMTP | None) -> None:
+        if client is not None and client.is_connected:
+            self._idle.append(client)
+
+    async def _drop(self, client: aiosmtplib.SMTP | None) -> None:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    async def close(self) -> None:
+        while self._idle:
+            client = self._idle.pop()
+            with contextlib.suppress(Exception):
+                await client.quit()

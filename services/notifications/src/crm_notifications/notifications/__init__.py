@@ -1,0 +1,1 @@
+"""Notifications: intake, dispatch with a recorded state machine, and the admin view."""

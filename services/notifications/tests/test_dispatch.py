@@ -1,0 +1,241 @@
+"""Delivery as a grown-up sender does it: retried when the server is away, never twice, never to the suppressed."""
+
+from __future__ import annotations
+
+import email
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message as MessageHandler
+from sqlalchemy import select
+
+from crm_kernel.auth import Role
+from crm_kernel.bus import Bus
+from crm_kernel.contracts.notifications import SendEmail
+from crm_kernel.db import Database
+from crm_kernel.testing import TEST_JWT_SECRET, free_port, issue_token, serve_in_process, wait_until
+from crm_notifications.main import create_app
+from crm_notifications.models import Notification, Suppression
+from crm_notifications.settings import NotificationsSettings
+
+
+class Inbox(MessageHandler):
+    """An SMTP server's receiving side that keeps what it got and can refuse recipients."""
+
+    def __init__(self, refuse: set[str] | None = None) -> None:
+        super().__init__()
+        self.messages: list[email.message.Message] = []
+        self.refuse = refuse or set()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        if address.lower() in self.refuse:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    def handle_message(self, message: email.message.Message) -> None:
+        self.messages.append(message)
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[Bus]:
+    connected = await Bus.connect(nats_url, name="test")
+    yield connected
+    await connected.close()
+
+
+def settings(db_url: str, nats_url: str, tmp_dir: Path, smtp_port: int) -> NotificationsSettings:
+    return NotificationsSettings(
+        DATABASE_URL=db_url,
+        NATS_URL=nats_url,
+        CRM_JWT_SECRET=TEST_JWT_SECRET,
+        CRM_DATA_DIR=tmp_dir,
+        SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
+        CRM_NOTIFY_RETRY_BASE_SECONDS=0.2,
+    )
+
+
+async def notification(db: Database, key: str) -> Notification | None:
+    async with db.session() as session:
+        return (
+            await session.execute(select(Notification).where(Notification.key == key))
+        ).scalar_one_or_none()
+
+
+async def delivery_events(bus: Bus, subject: str) -> int:
+    info = await bus.js.stream_info("CRM_NOTIFICATIONS", subjects_filter=subject)
+    return int((info.state.subjects or {}).get(subject, 0))
+
+
+async def test_smtp_down_then_back_is_retried_and_delivered_once(
+    db_url: str, nats_url: str, tmp_dir: Path, bus: Bus
+) -> None:
+    port = free_port()
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    db = Database(db_url)
+    try:
+        async with serve_in_process(create_app(settings(db_url, nats_url, tmp_dir, port))):
+            await bus.publish(
+                SendEmail(
+                    key="order:1:paid",
+                    to="client@example.com",
+                    subject="Оплачено",
+                    body_text="Спасибо",
+                    source_type="order",
+                    source_id="o1",
+                ).envelope()
+            )
+            await wait_until(
+                lambda: _attempted(db, "order:1:paid", 2), timeout=20, message="retries"
+            )
+            assert inbox.messages == []
+            controller.start()
+            sent = await wait_until(
+                lambda: _status(db, "order:1:paid", "sent"), timeout=30, message="sent"
+            )
+            await wait_until(
+                lambda: _events(bus, "crm.notifications.delivery.sent", 1), message="event"
+            )
+        assert len(inbox.messages) == 1
+        assert sent.attempts >= 2 and sent.last_error is None
+        assert await delivery_events(bus, "crm.notifications.delivery.sent") == 1
+    finally:
+        controller.stop()
+        await db.dispose()
+
+
+async def test_550_fails_at_once_and_suppresses_the_address(
+    db_url: str, nats_url: str, tmp_dir: Path, bus: Bus
+) -> None:
+    port = free_port()
+    inbox = Inbox(refuse={"gone@example.com"})
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    db = Database(db_url)
+    try:
+        async with serve_in_process(create_app(settings(db_url, nats_url, tmp_dir, port))):
+            await bus.publish(
+                SendEmail(
+                    key="k-550", to="Gone@example.com", subject="Hi", body_text="x"
+                ).envelope()
+            )
+            failed = await wait_until(
+                lambda: _status(db, "k-550", "failed"), timeout=20, message="failed"
+            )
+            await bus.publish(
+                SendEmail(
+                    key="k-again", to="gone@example.com", subject="Hi", body_text="y"
+                ).envelope()
+            )
+            await wait_until(
+                lambda: _status(db, "k-again", "suppressed"), timeout=20, message="suppressed"
+            )
+            await wait_until(
+                lambda: _events(bus, "crm.notifications.delivery.suppressed", 1), message="event"
+            )
+        assert failed.attempts == 1, "a permanent failure is not retried"
+        async with db.session() as session:
+            assert await session.get(Suppression, ("email", "gone@example.com")) is not None
+        assert inbox.messages == []
+        assert await delivery_events(bus, "crm.notifications.delivery.failed") == 1
+    finally:
+        controller.stop()
+        await db.dispose()
+
+
+async def test_unsubscribe_link_becomes_one_click_headers(
+    db_url: str, nats_url: str, tmp_dir: Path, bus: Bus
+) -> None:
+    port = free_port()
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        async with serve_in_process(create_app(settings(db_url, nats_url, tmp_dir, port))):
+            await bus.publish(
+                SendEmail(
+                    key="camp:1:r1",
+                    to="r1@example.com",
+                    subject="News",
+                    body_text="x",
+                    unsubscribe_url="http://127.0.0.1:8000/u/abc",
+                ).envelope()
+            )
+            await wait_until(lambda: inbox.messages, timeout=20, message="delivery")
+    finally:
+        controller.stop()
+    message = inbox.messages[0]
+    assert message["List-Unsubscribe"] == "<http://127.0.0.1:8000/u/abc>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["Message-ID"]
+
+
+async def test_admin_sends_once_per_idempotency_key_and_reads_the_log(
+    db_url: str, nats_url: str, tmp_dir: Path
+) -> None:
+    port = free_port()
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    admin = {"Authorization": f"Bearer {issue_token(Role.ADMIN)}"}
+    try:
+        async with serve_in_process(create_app(settings(db_url, nats_url, tmp_dir, port))) as url:
+            async with httpx.AsyncClient(base_url=f"{url}/api/v1") as api:
+                body = {"channel": "email", "to": "a@example.com", "subject": "S", "body_text": "B"}
+                first = await api.post(
+                    "/notifications", json=body, headers={**admin, "Idempotency-Key": "i-1"}
+                )
+                again = await api.post(
+                    "/notifications", json=body, headers={**admin, "Idempotency-Key": "i-1"}
+                )
+                assert first.status_code == again.status_code == 202
+                assert first.json()["id"] == again.json()["id"]
+                await wait_until(lambda: inbox.messages, timeout=20, message="delivery")
+
+                async def recorded_sent() -> httpx.Response | None:
+                    got = await api.get(f"/notifications/{first.json()['id']}", headers=admin)
+                    return got if got.json()["status"] == "sent" else None
+
+                # The server has it; our record of it follows right after.
+                detail = await wait_until(recorded_sent, message="the sent record")
+                assert [a["outcome"] for a in detail.json()["attempt_log"]] == ["sent"]
+                listed = await api.get(
+                    "/notifications", params={"recipient": "a@example.com"}, headers=admin
+                )
+                assert [n["id"] for n in listed.json()["items"]] == [first.json()["id"]]
+                rep = {"Authorization": f"Bearer {issue_token(Role.SALES_REP)}"}
+                assert (await api.get("/notifications", headers=rep)).status_code == 403
+                bad = await api.post(
+                    "/notifications", json={**body, "to": "not-an-email"}, headers=admin
+                )
+                assert bad.status_code == 422
+                sms = await api.post(
+                    "/notifications",
+                    headers=admin,
+                    json={"channel": "sms", "to": "+79123456789", "body_text": "Ж" * 71},
+                )
+                assert sms.json()["segments"] == 2
+        assert len(inbox.messages) == 1
+    finally:
+        controller.stop()
+
+
+async def _status(db: Database, key: str, status: str) -> Notification | None:
+    row = await notification(db, key)
+    return row if row is not None and row.status == status else None
+
+
+async def _attempted(db: Database, key: str, times: int) -> bool:
+    row = await notification(db, key)
+    return row is not None and row.attempts >= times
+
+
+async def _events(bus: Bus, subject: str, count: int) -> bool:
+    return await delivery_events(bus, subject) == count
