@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 import crm_notifications
@@ -32,6 +34,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
                 concurrency=concurrency,
                 max_attempts=settings.max_attempts,
                 base_delay=settings.retry_base_seconds,
+                lease=timedelta(seconds=settings.lease_seconds),
             )
             runtime.spawn(dispatcher.run(), f"dispatch-{category}")
 

@@ -24,3 +24,6 @@ class NotificationsSettings(ServiceSettings):
     bulk_concurrency: int = Field(default=20, alias="CRM_NOTIFY_BULK_CONCURRENCY")
     max_attempts: int = Field(default=6, alias="CRM_NOTIFY_MAX_ATTEMPTS")
     retry_base_seconds: float = Field(default=2.0, alias="CRM_NOTIFY_RETRY_BASE_SECONDS")
+    # How long a claimed message may stay `sending` before it counts as lost with its
+    # worker; longer than any provider call (SMTP timeout 30 s) so a slow send is not repeated.
+    lease_seconds: float = Field(default=120.0, alias="CRM_NOTIFY_LEASE_SECONDS")

@@ -42,7 +42,7 @@ class SendBulkEmail(SendEmail):
     """A campaign's e-mail: its own stream and worker pool, so it never delays a one-off."""
 
     type = "crm.notifications.bulk.email"
-    work_stream: ClassVar[str] = "CRM_NOTIFICATIONS_BULK"
+    work_stream: ClassVar[str] = "CRM_NOTIFICATIONS_BULK_COMMANDS"
     category: str = "bulk"
 
 
