@@ -56,7 +56,8 @@ class StageTransition(BaseModel):
     `from_*` are None when the deal was just created. `from_entered_at` to
     `left_at` is the time spent in the stage left; `entered_at` equals
     `left_at`. `skipped_stage_ids` are the open stages between the two
-    positions on a forward move (empty backwards).
+    positions on a forward move into an open or won stage (empty backwards
+    and on a loss).
     """
 
     history_id: str
@@ -94,7 +95,9 @@ class DealState(IntegrationEvent):
     currency: str
     expected_close_date: str | None = None
     status: str  # open, won, lost
+    # A code from the service's list of lost reasons (or "other") and free text.
     lost_reason: str | None = None
+    lost_comment: str | None = None
     source_campaign_id: str | None = None
     stage_entered_at: str
     closed_at: str | None = None
@@ -140,6 +143,89 @@ class DealOwnerChanged(DealState):
     previous_owner_id: str
 
 
+class ProductState(IntegrationEvent):
+    id: str
+    name: str
+    sku: str
+    unit_price: str
+    currency: str
+    active: bool
+    version: int
+
+
+class ProductCreated(ProductState):
+    type = "crm.deals.product.created"
+
+
+class ProductUpdated(ProductState):
+    type = "crm.deals.product.updated"
+
+
+class ProposalItemState(BaseModel):
+    product_id: str | None = None
+    name: str
+    quantity: str
+    unit_price: str
+    discount_percent: str
+    # quantity x unit_price x (1 - discount/100), rounded half-up to the minor unit.
+    line_total: str
+
+
+class ProposalState(IntegrationEvent):
+    """A proposal on a deal with its lines and server-computed total."""
+
+    id: str
+    deal_id: str
+    owner_id: str
+    currency: str
+    items: list[ProposalItemState]
+    total: str
+    status: str  # draft, sent, accepted, rejected
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class ProposalCreated(ProposalState):
+    type = "crm.deals.proposal.created"
+
+
+class ProposalUpdated(ProposalState):
+    """A draft's lines (and so its total) were replaced."""
+
+    type = "crm.deals.proposal.updated"
+
+
+class ProposalStatusChanged(ProposalState):
+    type = "crm.deals.proposal.status_changed"
+    previous_status: str
+
+
+class OrderState(IntegrationEvent):
+    """An order and what a client notification needs: contact, total, status."""
+
+    id: str
+    deal_id: str
+    proposal_id: str | None = None
+    contact_id: str | None = None
+    owner_id: str
+    total: str
+    currency: str
+    status: str  # created, invoiced, paid, shipped, delivered, cancelled
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class OrderCreated(OrderState):
+    type = "crm.deals.order.created"
+
+
+class OrderStatusChanged(OrderState):
+    type = "crm.deals.order.status_changed"
+    previous_status: str
+
+
 CONTRACTS: tuple[type[IntegrationEvent], ...] = (
     PipelineCreated,
     PipelineUpdated,
@@ -150,4 +236,11 @@ CONTRACTS: tuple[type[IntegrationEvent], ...] = (
     DealLost,
     DealReopened,
     DealOwnerChanged,
+    ProductCreated,
+    ProductUpdated,
+    ProposalCreated,
+    ProposalUpdated,
+    ProposalStatusChanged,
+    OrderCreated,
+    OrderStatusChanged,
 )

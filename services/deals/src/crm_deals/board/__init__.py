@@ -1,0 +1,1 @@
+"""The kanban board of a pipeline: stages with their deals and totals."""

@@ -1,0 +1,1 @@
+"""Deals, their moves through a pipeline and their stage history."""

@@ -1,0 +1,1 @@
+"""Orders from accepted proposals, with a validated status machine."""

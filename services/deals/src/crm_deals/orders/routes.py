@@ -1,0 +1,69 @@
+"""HTTP routes of /orders: parse, authorise, call the service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from crm_deals.common import ExpectedVersion, Seller, etag
+from crm_deals.orders import service
+from crm_deals.orders.schemas import OrderRead, OrderStatus, OrderStatusChange
+from crm_kernel.app import DatabaseDep
+from crm_kernel.auth import CurrentUser
+from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+
+@router.get("")
+async def list_orders(
+    principal: CurrentUser,
+    db: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    sort: Annotated[str | None, Query(max_length=200)] = None,
+    deal_id: uuid.UUID | None = None,
+    status: OrderStatus | None = None,
+) -> Page[OrderRead]:
+    """Orders of the deals the caller may see."""
+    return await service.list_orders(
+        db=db,
+        principal=principal,
+        limit=limit,
+        cursor=cursor,
+        sort=sort,
+        deal_id=str(deal_id) if deal_id else None,
+        status=status.value if status else None,
+    )
+
+
+@router.get("/{order_id}")
+async def get_order(
+    order_id: uuid.UUID, principal: CurrentUser, db: DatabaseDep, response: Response
+) -> OrderRead:
+    order = await service.get_order(db=db, principal=principal, order_id=str(order_id))
+    response.headers["ETag"] = etag(order.version)
+    return order
+
+
+@router.post("/{order_id}/status")
+async def change_order_status(
+    order_id: uuid.UUID,
+    data: OrderStatusChange,
+    principal: Seller,
+    db: DatabaseDep,
+    expected: ExpectedVersion,
+    response: Response,
+) -> OrderRead:
+    """created -> invoiced -> paid -> shipped -> delivered, or cancelled before the end; else 409."""
+    order = await service.change_status(
+        db=db,
+        principal=principal,
+        order_id=str(order_id),
+        status=data.status,
+        expected_version=expected,
+    )
+    response.headers["ETag"] = etag(order.version)
+    return order

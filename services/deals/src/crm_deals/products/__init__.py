@@ -1,0 +1,1 @@
+"""The product catalogue: what proposals are made of."""

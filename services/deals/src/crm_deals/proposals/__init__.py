@@ -1,0 +1,1 @@
+"""Proposals on a deal: priced lines, a Decimal total, draft -> sent -> accepted / rejected."""
