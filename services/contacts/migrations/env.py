@@ -1,5 +1,8 @@
 """Alembic environment of the contacts database."""
 
+from crm_contacts.activities import models as _activity_models  # noqa: F401 - registers tables
+from crm_contacts.audit import models as _audit_models  # noqa: F401 - registers tables
+from crm_contacts.companies import models as _company_models  # noqa: F401 - registers tables
 from crm_contacts.contacts import models as _contact_models  # noqa: F401 - registers tables
 from crm_contacts.models import Base
 from crm_kernel.migrate import run_env

@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import nats
 import orjson
 import pytest
 
-from crm_contacts.main import create_app
-from crm_contacts.settings import ContactsSettings
+from crm_contacts.testing import auth
 from crm_kernel.auth import Role
-from crm_kernel.testing import TEST_JWT_SECRET, issue_token, serve_in_process, wait_until
-
-
-@pytest.fixture
-async def api(db_url: str, nats_url: str, tmp_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ContactsSettings(
-        DATABASE_URL=db_url, NATS_URL=nats_url, CRM_JWT_SECRET=TEST_JWT_SECRET, CRM_DATA_DIR=tmp_dir
-    )
-    async with serve_in_process(create_app(settings)) as base_url:
-        async with httpx.AsyncClient(base_url=f"{base_url}/api/v1") as client:
-            yield client
-
-
-def auth(role: Role = Role.ADMIN, user_id: str | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(role, user_id)}"}
+from crm_kernel.testing import wait_until
 
 
 async def test_created_contact_is_read_back_with_spec_fields(api: httpx.AsyncClient) -> None:

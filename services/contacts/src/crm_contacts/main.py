@@ -5,6 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 import crm_contacts
+from crm_contacts.activities.routes import router as activities_router
+from crm_contacts.activities.routes import timeline_router
+from crm_contacts.audit.routes import router as audit_router
+from crm_contacts.companies.routes import router as companies_router
 from crm_contacts.contacts.routes import router as contacts_router
 from crm_contacts.settings import ContactsSettings
 from crm_kernel.app import create_service_app
@@ -18,7 +22,13 @@ def create_app(settings: ContactsSettings | None = None) -> FastAPI:
         settings,
         title="CRM contacts",
         migrations=service_migrations(crm_contacts.__file__),
-        routers=[contacts_router],
+        routers=[
+            contacts_router,
+            timeline_router,
+            companies_router,
+            activities_router,
+            audit_router,
+        ],
     )
 
 

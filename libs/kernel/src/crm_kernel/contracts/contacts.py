@@ -119,6 +119,40 @@ class CompanyRestored(CompanyState):
     type = "crm.contacts.company.restored"
 
 
+class ActivityState(IntegrationEvent):
+    """The whole current state of a manual activity on a contact's timeline.
+
+    `activity_type` is the API's `type` (call, meeting, email, note, sms): the
+    name `type` is taken by the event's subject. A `private` note must not be
+    shown to marketers by whoever keeps it.
+    """
+
+    id: str
+    contact_id: str
+    deal_id: str | None = None
+    activity_type: str
+    occurred_at: str
+    summary: str
+    author_id: str
+    private: bool = False
+    version: int
+    created_at: str
+    updated_at: str
+    deleted_at: str | None = None
+
+
+class ActivityCreated(ActivityState):
+    type = "crm.contacts.activity.created"
+
+
+class ActivityUpdated(ActivityState):
+    type = "crm.contacts.activity.updated"
+
+
+class ActivityDeleted(ActivityState):
+    type = "crm.contacts.activity.deleted"
+
+
 CONTRACTS = (
     ContactCreated,
     ContactUpdated,
@@ -131,4 +165,7 @@ CONTRACTS = (
     CompanyOwnerChanged,
     CompanyDeleted,
     CompanyRestored,
+    ActivityCreated,
+    ActivityUpdated,
+    ActivityDeleted,
 )

@@ -6,14 +6,34 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import AwareDatetime
 
+from crm_contacts.common import IfMatch, etag
 from crm_contacts.contacts import service
-from crm_contacts.contacts.schemas import ContactCreate, ContactRead, LifecycleStage
+from crm_contacts.contacts.schemas import (
+    BulkReassign,
+    BulkReassigned,
+    ConsentEntryRead,
+    ContactCreate,
+    ContactRead,
+    ContactUpdate,
+    LifecycleStage,
+    Reassign,
+)
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
+
+Force = Annotated[
+    bool, Query(description="Save even if a live contact has the same e-mail or phone.")
+]
+
+
+def _phone_region(request: Request) -> str:
+    region: str = request.app.state.settings.phone_region
+    return region
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ContactRead)
@@ -23,21 +43,37 @@ async def create_contact(
     db: DatabaseDep,
     request: Request,
     response: Response,
+    force: Force = False,
 ) -> ContactRead:
+    """Add a person; 409 naming `existing_id` if one has the same e-mail or phone."""
     contact = await service.create_contact(
-        db=db, principal=principal, data=data, phone_region=request.app.state.settings.phone_region
+        db=db, principal=principal, data=data, phone_region=_phone_region(request), force=force
     )
     response.headers["Location"] = f"{request.url.path}/{contact.id}"
-    response.headers["ETag"] = f'"{contact.version}"'
+    response.headers["ETag"] = etag(contact.version)
     return contact
+
+
+@router.post("/reassign", response_model=BulkReassigned)
+async def reassign_contacts(
+    data: BulkReassign, principal: CurrentUser, db: DatabaseDep
+) -> BulkReassigned:
+    """Give many contacts one new owner: all or none (admins; heads of sales in their teams)."""
+    return await service.reassign_contacts(
+        db=db,
+        principal=principal,
+        contact_ids=[str(i) for i in data.ids],
+        owner_id=str(data.owner_id),
+    )
 
 
 @router.get("/{contact_id}", response_model=ContactRead)
 async def get_contact(
     contact_id: uuid.UUID, principal: CurrentUser, db: DatabaseDep, response: Response
 ) -> ContactRead:
+    """One contact; the ETag is its version, for If-Match on a later change."""
     contact = await service.get_contact(db=db, principal=principal, contact_id=str(contact_id))
-    response.headers["ETag"] = f'"{contact.version}"'
+    response.headers["ETag"] = etag(contact.version)
     return contact
 
 
@@ -45,6 +81,7 @@ async def get_contact(
 async def list_contacts(
     principal: CurrentUser,
     db: DatabaseDep,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
     sort: Annotated[
@@ -52,7 +89,24 @@ async def list_contacts(
     ] = None,
     owner_id: uuid.UUID | None = None,
     lifecycle_stage: LifecycleStage | None = None,
+    company_id: uuid.UUID | None = None,
+    trash: Annotated[
+        bool, Query(description="List the trash instead (admins, heads of sales).")
+    ] = False,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Search names, e-mail, phone (any format), company."),
+    ] = None,
+    team_id: Annotated[
+        uuid.UUID | None, Query(description="Owned by a member of this team.")
+    ] = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
+    updated_after: AwareDatetime | None = None,
+    updated_before: AwareDatetime | None = None,
 ) -> Page[ContactRead]:
+    """The contacts the caller may see, a page at a time; `q` searches them."""
     return await service.list_contacts(
         db=db,
         principal=principal,
@@ -61,4 +115,95 @@ async def list_contacts(
         sort=sort,
         owner_id=str(owner_id) if owner_id else None,
         lifecycle_stage=lifecycle_stage,
+        company_id=str(company_id) if company_id else None,
+        trash=trash,
+        q=q,
+        phone_region=_phone_region(request),
+        team_id=str(team_id) if team_id else None,
+        tag=tag,
+        created_after=created_after,
+        created_before=created_before,
+        updated_after=updated_after,
+        updated_before=updated_before,
     )
+
+
+@router.patch("/{contact_id}", response_model=ContactRead)
+async def update_contact(
+    contact_id: uuid.UUID,
+    data: ContactUpdate,
+    principal: CurrentUser,
+    db: DatabaseDep,
+    request: Request,
+    response: Response,
+    if_match: IfMatch,
+    force: Force = False,
+) -> ContactRead:
+    """Change fields (`null` clears one); 412 if If-Match or `version` is stale."""
+    contact = await service.update_contact(
+        db=db,
+        principal=principal,
+        contact_id=str(contact_id),
+        data=data,
+        expected_version=if_match,
+        phone_region=_phone_region(request),
+        force=force,
+    )
+    response.headers["ETag"] = etag(contact.version)
+    return contact
+
+
+@router.delete("/{contact_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_contact(
+    contact_id: uuid.UUID, principal: CurrentUser, db: DatabaseDep, if_match: IfMatch
+) -> Response:
+    """Move a contact to the trash (soft; restorable)."""
+    await service.delete_contact(
+        db=db, principal=principal, contact_id=str(contact_id), expected_version=if_match
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{contact_id}/restore", response_model=ContactRead)
+async def restore_contact(
+    contact_id: uuid.UUID,
+    principal: CurrentUser,
+    db: DatabaseDep,
+    response: Response,
+    if_match: IfMatch,
+) -> ContactRead:
+    """Bring a contact back from the trash (admins, heads of sales)."""
+    contact = await service.restore_contact(
+        db=db, principal=principal, contact_id=str(contact_id), expected_version=if_match
+    )
+    response.headers["ETag"] = etag(contact.version)
+    return contact
+
+
+@router.post("/{contact_id}/reassign", response_model=ContactRead)
+async def reassign_contact(
+    contact_id: uuid.UUID,
+    data: Reassign,
+    principal: CurrentUser,
+    db: DatabaseDep,
+    response: Response,
+    if_match: IfMatch,
+) -> ContactRead:
+    """Give a contact a new owner (admins; heads of sales within their teams)."""
+    contact = await service.reassign_contact(
+        db=db,
+        principal=principal,
+        contact_id=str(contact_id),
+        owner_id=str(data.owner_id),
+        expected_version=if_match,
+    )
+    response.headers["ETag"] = etag(contact.version)
+    return contact
+
+
+@router.get("/{contact_id}/consent", response_model=list[ConsentEntryRead])
+async def consent_history(
+    contact_id: uuid.UUID, principal: CurrentUser, db: DatabaseDep
+) -> list[ConsentEntryRead]:
+    """The consent ledger of a contact: every change with source, time and actor."""
+    return await service.consent_history(db=db, principal=principal, contact_id=str(contact_id))

@@ -1,0 +1,1 @@
+"""Activities (calls, meetings, e-mails, notes, SMS) and the timeline of a contact."""

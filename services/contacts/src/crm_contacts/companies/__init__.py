@@ -1,0 +1,1 @@
+"""Companies (organisations) in the client base."""
