@@ -7,10 +7,23 @@ from datetime import datetime
 from pydantic import BaseModel
 
 
+class MoneyTotal(BaseModel):
+    """A sum in one currency (decimal string); `weighted` by each stage's win probability."""
+
+    currency: str
+    amount: str
+    weighted: str | None = None
+
+
 class OverviewRead(BaseModel):
-    """Headline counts over the records the caller may see."""
+    """Headline figures over the records the caller may see; `*_created`/won within the period."""
 
     contacts: int
     contacts_created: int
+    open_deals: int
+    open_pipeline: list[MoneyTotal]
+    deals_created: int
+    deals_won: int
+    won_amount: list[MoneyTotal]
     period_from: datetime | None
     period_to: datetime | None
