@@ -12,7 +12,7 @@ import httpx
 from crm_deals.testing import User, create_deal, default_pipeline, new_user
 from crm_kernel.auth import Role
 from crm_kernel.bus import Bus
-from crm_kernel.contracts.contacts import ContactCreated
+from crm_kernel.contracts.contacts import ContactCreated, ContactUpdated
 from crm_kernel.testing import wait_until
 
 
@@ -148,3 +148,37 @@ async def test_cards_show_the_contact_name_once_its_event_arrives(
     await wait_until(acked, timeout=30, message="both deliveries acked")
     dead = await bus.js.stream_info("CRM_DEAD_LETTERS")
     assert dead.state.messages == 0
+
+
+async def test_a_renamed_contact_shows_its_new_name_and_a_late_old_event_changes_nothing(
+    api: httpx.AsyncClient, admin: User, bus: Bus
+) -> None:
+    contact_id = str(uuid.uuid4())
+    deal = await create_deal(api, admin, contact_id=contact_id)
+    fields = {
+        "id": contact_id,
+        "owner_id": admin.id,
+        "created_at": "2026-11-24T10:00:00+00:00",
+        "updated_at": "2026-11-24T10:00:00+00:00",
+    }
+    await bus.publish(ContactCreated(first_name="Анна", version=1, **fields).envelope())
+    await bus.publish(
+        ContactUpdated(first_name="Анна", last_name="Иванова", version=2, **fields).envelope()
+    )
+    # The first version again, late (a redelivery or a replay): must not undo the rename.
+    await bus.publish(ContactCreated(first_name="Анна", version=1, **fields).envelope())
+
+    async def renamed_and_settled() -> bool:
+        got = await api.get(f"/deals/{deal['id']}", headers=admin.headers)
+        info = await bus.js.consumer_info("CRM_CONTACTS", "deals")
+        return (
+            got.json()["contact_name"] == "Анна Иванова"
+            and info.num_pending == 0
+            and info.num_ack_pending == 0
+        )
+
+    await wait_until(
+        renamed_and_settled, timeout=30, message="the rename, with every event applied"
+    )
+    got = await api.get(f"/deals/{deal['id']}", headers=admin.headers)
+    assert got.json()["contact_name"] == "Анна Иванова"

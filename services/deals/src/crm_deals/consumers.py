@@ -1,20 +1,35 @@
-"""Handlers for other services' events: the contact replica.
+"""Handlers for other services' events: the contact replica (name and owner, newest version).
 
-Only `crm.contacts.contact.created` exists today; renames, merges and erasures
-(`updated`, `merged`, `erased`) will be followed here once contacts publishes
-them, with `db.upsert_if_newer` on `version`.
+Merges and erasures (`merged`, `erased`) will be followed here once contacts
+publishes them.
 """
 
 from __future__ import annotations
 
-from crm_deals.contact_replica import add_contacts
+from typing import Any
+
+from crm_deals.contact_replica import keep_contacts
 from crm_kernel.consumer import BatchContext, Handlers
-from crm_kernel.contracts.contacts import ContactCreated, ContactState
+from crm_kernel.contracts.contacts import (
+    ContactCreated,
+    ContactDeleted,
+    ContactOwnerChanged,
+    ContactRestored,
+    ContactUpdated,
+)
 
 handlers = Handlers("deals")
 
 
-@handlers.on_batch(ContactCreated)
-async def on_contacts_created(events: list[ContactCreated], ctx: BatchContext) -> None:
-    contacts: list[ContactState] = list(events)
-    await add_contacts(ctx.session, contacts)
+async def on_contacts_changed(events: list[Any], ctx: BatchContext) -> None:
+    await keep_contacts(ctx.session, events)
+
+
+for _event in (
+    ContactCreated,
+    ContactUpdated,
+    ContactOwnerChanged,
+    ContactDeleted,
+    ContactRestored,
+):
+    handlers.on_batch(_event)(on_contacts_changed)

@@ -1,4 +1,4 @@
-"""The few facts about contacts this service keeps from contact events: name and owner.
+"""The few facts about contacts this service keeps from contact events: name and owner (newest version).
 
 Kept for the board (a card shows its contact's name) without calling the
 contacts service. Deals accept contact ids not (yet) known here, since events
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_deals.models import Base
 from crm_kernel.contracts.contacts import ContactState
-from crm_kernel.db import insert_ignoring_duplicates
+from crm_kernel.db import upsert_if_newer
 
 
 class ContactRef(Base):
@@ -31,13 +31,9 @@ def display_name(contact: ContactState) -> str:
     return " ".join(part for part in (contact.first_name, contact.last_name) if part)
 
 
-async def add_contacts(session: AsyncSession, contacts: list[ContactState]) -> None:
-    """Remember newly created contacts in one statement; a redelivered one changes nothing."""
-    await insert_ignoring_duplicates(
-        session,
-        cast(Table, ContactRef.__table__),
-        [
-            {"id": c.id, "name": display_name(c), "owner_id": c.owner_id, "version": c.version}
-            for c in contacts
-        ],
-    )
+async def keep_contacts(session: AsyncSession, contacts: list[ContactState]) -> None:
+    """Keep each contact's newest name and owner; a late or redelivered event changes nothing."""
+    table = cast(Table, ContactRef.__table__)
+    for c in contacts:
+        row = {"id": c.id, "name": display_name(c), "owner_id": c.owner_id, "version": c.version}
+        await upsert_if_newer(session, table, row, key=["id"], version="version")
