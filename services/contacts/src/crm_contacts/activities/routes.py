@@ -15,10 +15,10 @@ from crm_contacts.activities.schemas import (
     ActivityUpdate,
     TimelineEntry,
 )
-from crm_contacts.common import IfMatch, etag
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from crm_kernel.versioning import IfMatch, etag
 
 router = APIRouter(prefix="/activities", tags=["activities"])
 timeline_router = APIRouter(prefix="/contacts", tags=["contacts"])

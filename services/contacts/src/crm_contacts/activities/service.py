@@ -18,7 +18,7 @@ from crm_contacts.activities.schemas import (
     TimelineEntry,
 )
 from crm_contacts.audit.service import record
-from crm_contacts.common import check_version, stale, utcnow
+from crm_contacts.common import stale, utcnow
 from crm_contacts.contacts.models import Contact
 from crm_kernel.auth import Principal, Role
 from crm_kernel.contracts.contacts import (
@@ -33,6 +33,7 @@ from crm_kernel.ids import new_id
 from crm_kernel.outbox import add_event
 from crm_kernel.pagination import Page, paginate, parse_sort
 from crm_kernel.problems import NotFound, Unprocessable
+from crm_kernel.versioning import check_version
 
 RECORD_TYPE = "activity"
 SORTABLE = {"occurred_at": Activity.occurred_at, "created_at": Activity.created_at}

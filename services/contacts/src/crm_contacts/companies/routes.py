@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from crm_contacts.common import IfMatch, etag
 from crm_contacts.companies import service
 from crm_contacts.companies.schemas import CompanyCreate, CompanyRead, CompanyUpdate, Domain
 from crm_contacts.contacts.schemas import Reassign
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from crm_kernel.versioning import IfMatch, etag
 
 router = APIRouter(prefix="/companies", tags=["companies"])
 

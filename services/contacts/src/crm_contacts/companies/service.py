@@ -10,7 +10,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from crm_contacts import access, search
 from crm_contacts.audit.service import record
-from crm_contacts.common import check_version, stale, utcnow
+from crm_contacts.common import stale, utcnow
 from crm_contacts.companies.models import Company
 from crm_contacts.companies.schemas import CompanyCreate, CompanyRead, CompanyUpdate
 from crm_contacts.phones import to_e164
@@ -29,6 +29,7 @@ from crm_kernel.ids import new_id
 from crm_kernel.outbox import add_event
 from crm_kernel.pagination import Page, paginate, parse_sort
 from crm_kernel.problems import NotFound, Unprocessable
+from crm_kernel.versioning import check_version
 
 RECORD_TYPE = "company"
 SORTABLE = {

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import AwareDatetime
 
-from crm_contacts.common import IfMatch, etag
 from crm_contacts.contacts import service
 from crm_contacts.contacts.schemas import (
     BulkReassign,
@@ -23,6 +22,7 @@ from crm_contacts.contacts.schemas import (
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from crm_kernel.versioning import IfMatch, etag
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 

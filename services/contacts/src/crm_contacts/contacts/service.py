@@ -13,7 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from crm_contacts import access, search
 from crm_contacts.audit.service import record
-from crm_contacts.common import check_version, stale, utcnow
+from crm_contacts.common import stale, utcnow
 from crm_contacts.companies.service import ensure_usable_company
 from crm_contacts.contacts.models import ConsentEntry, Contact
 from crm_contacts.contacts.schemas import (
@@ -41,6 +41,7 @@ from crm_kernel.outbox import add_event
 from crm_kernel.pagination import Page, paginate, parse_sort
 from crm_kernel.problems import Conflict, NotFound
 from crm_kernel.tables import directory_team_members as team_members
+from crm_kernel.versioning import check_version
 
 RECORD_TYPE = "contact"
 SORTABLE = {

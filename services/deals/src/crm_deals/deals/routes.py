@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from crm_deals.common import ExpectedVersion, Seller, etag
+from crm_deals.common import Seller
 from crm_deals.deals import service
 from crm_deals.deals.schemas import (
     DealCreate,
@@ -24,6 +24,7 @@ from crm_deals.settings import DealsSettings
 from crm_kernel.app import API_PREFIX, DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from crm_kernel.versioning import IfMatch, etag
 
 router = APIRouter(prefix="/deals", tags=["deals"])
 
@@ -117,7 +118,7 @@ async def update_deal(
     data: DealUpdate,
     principal: Seller,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> DealRead:
     """Change fields; 412 if If-Match is stale."""
@@ -133,7 +134,7 @@ async def move_deal(
     data: DealMove,
     principal: Seller,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> DealRead:
     """Move to another stage of the pipeline (recorded in the stage history)."""
@@ -148,7 +149,7 @@ async def win_deal(
     deal_id: uuid.UUID,
     principal: Seller,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> DealRead:
     deal = await service.win_deal(
@@ -163,7 +164,7 @@ async def lose_deal(
     data: DealLose,
     principal: Seller,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     request: Request,
     response: Response,
 ) -> DealRead:
@@ -183,7 +184,7 @@ async def reopen_deal(
     deal_id: uuid.UUID,
     principal: Seller,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
     data: DealReopen | None = None,
 ) -> DealRead:

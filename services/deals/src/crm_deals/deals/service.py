@@ -12,7 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from crm_deals.common import check_version, decimal_str
+from crm_deals.common import decimal_str
 from crm_deals.contact_replica import ContactRef
 from crm_deals.deals.events import deal_event, deal_state
 from crm_deals.deals.history import enter_stage
@@ -55,6 +55,7 @@ from crm_kernel.problems import (
     PreconditionFailed,
     Unprocessable,
 )
+from crm_kernel.versioning import check_version
 
 SORTABLE = {
     "created_at": Deal.created_at,

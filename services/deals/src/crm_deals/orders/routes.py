@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from crm_deals.common import ExpectedVersion, Seller, etag
+from crm_deals.common import Seller
 from crm_deals.orders import service
 from crm_deals.orders.schemas import OrderRead, OrderStatus, OrderStatusChange
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from crm_kernel.versioning import IfMatch, etag
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -54,7 +55,7 @@ async def change_order_status(
     data: OrderStatusChange,
     principal: Seller,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> OrderRead:
     """created -> invoiced -> paid -> shipped -> delivered, or cancelled before the end; else 409."""

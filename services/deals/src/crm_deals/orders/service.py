@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from crm_deals.common import check_version
 from crm_deals.deals.models import Deal
 from crm_deals.money import money_str
 from crm_deals.orders.models import Order
@@ -23,6 +22,7 @@ from crm_kernel.ids import new_id
 from crm_kernel.outbox import add_event
 from crm_kernel.pagination import Page, paginate, parse_sort
 from crm_kernel.problems import Conflict, NotFound, PreconditionFailed
+from crm_kernel.versioning import check_version
 
 SORTABLE = {"created_at": Order.created_at, "updated_at": Order.updated_at}
 

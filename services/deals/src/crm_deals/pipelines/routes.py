@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from crm_deals.common import ExpectedVersion, PipelineManager, etag
+from crm_deals.common import PipelineManager
 from crm_deals.pipelines import service
 from crm_deals.pipelines.schemas import (
     PipelineCreate,
@@ -19,6 +19,7 @@ from crm_deals.pipelines.schemas import (
 )
 from crm_kernel.app import API_PREFIX, DatabaseDep
 from crm_kernel.auth import CurrentUser
+from crm_kernel.versioning import IfMatch, etag
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
@@ -62,7 +63,7 @@ async def rename_pipeline(
     data: PipelineUpdate,
     principal: PipelineManager,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> PipelineRead:
     pipeline = await service.rename_pipeline(
@@ -81,7 +82,7 @@ async def add_stage(
     data: StageCreate,
     principal: PipelineManager,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> PipelineRead:
     """Add an open stage; answers the whole pipeline."""
@@ -101,7 +102,7 @@ async def reorder_stages(
     data: StageOrder,
     principal: PipelineManager,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> PipelineRead:
     pipeline = await service.reorder_stages(
@@ -121,7 +122,7 @@ async def update_stage(
     data: StageUpdate,
     principal: PipelineManager,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> PipelineRead:
     """Rename a stage or change its probability."""
@@ -142,7 +143,7 @@ async def delete_stage(
     stage_id: uuid.UUID,
     principal: PipelineManager,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
     target_stage_id: Annotated[uuid.UUID | None, Query()] = None,
 ) -> PipelineRead:

@@ -12,7 +12,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from crm_deals.common import check_version, decimal_str
+from crm_deals.common import decimal_str
 from crm_deals.deals.events import deal_event
 from crm_deals.deals.history import enter_stage
 from crm_deals.deals.models import Deal
@@ -41,6 +41,7 @@ from crm_kernel.db import Database, upsert_if_newer
 from crm_kernel.ids import new_id
 from crm_kernel.outbox import add_event
 from crm_kernel.problems import Conflict, NotFound, PreconditionFailed, Unprocessable
+from crm_kernel.versioning import check_version
 
 
 def _field_error(field: str, message: str) -> list[dict[str, str]]:

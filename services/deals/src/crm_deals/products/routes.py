@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from crm_deals.common import ExpectedVersion, PipelineManager, etag
+from crm_deals.common import PipelineManager
 from crm_deals.products import service
 from crm_deals.products.schemas import ProductCreate, ProductRead, ProductUpdate
 from crm_kernel.app import API_PREFIX, DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from crm_kernel.versioning import IfMatch, etag
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -55,7 +56,7 @@ async def update_product(
     data: ProductUpdate,
     principal: PipelineManager,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> ProductRead:
     """Change name, price or activity; 412 if If-Match is stale."""

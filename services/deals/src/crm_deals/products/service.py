@@ -8,7 +8,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from crm_deals.common import check_version
 from crm_deals.money import decimals_of, minor_unit, money_str
 from crm_deals.products.models import Product
 from crm_deals.products.schemas import ProductCreate, ProductRead, ProductUpdate
@@ -19,6 +18,7 @@ from crm_kernel.ids import new_id
 from crm_kernel.outbox import add_event
 from crm_kernel.pagination import Page, paginate, parse_sort
 from crm_kernel.problems import Conflict, NotFound, PreconditionFailed, Unprocessable
+from crm_kernel.versioning import check_version
 
 SORTABLE = {"name": Product.name, "sku": Product.sku, "created_at": Product.created_at}
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from crm_deals.common import ExpectedVersion, Seller, etag
+from crm_deals.common import Seller
 from crm_deals.proposals import service
 from crm_deals.proposals.schemas import (
     ProposalCreate,
@@ -18,6 +18,7 @@ from crm_deals.proposals.schemas import (
 from crm_kernel.app import API_PREFIX, DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from crm_kernel.versioning import IfMatch, etag
 
 router = APIRouter(prefix="/proposals", tags=["proposals"])
 
@@ -67,7 +68,7 @@ async def replace_items(
     data: ProposalItemsReplace,
     principal: Seller,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> ProposalRead:
     """Replace a draft's lines (409 once sent); totals are recomputed here."""
@@ -87,7 +88,7 @@ async def _change(
     target: ProposalStatus,
     principal: Seller,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> ProposalRead:
     proposal = await service.change_status(
@@ -106,7 +107,7 @@ async def send_proposal(
     proposal_id: uuid.UUID,
     principal: Seller,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> ProposalRead:
     """draft -> sent (409 otherwise)."""
@@ -118,7 +119,7 @@ async def accept_proposal(
     proposal_id: uuid.UUID,
     principal: Seller,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> ProposalRead:
     """sent -> accepted, creating its order (409 otherwise)."""
@@ -130,7 +131,7 @@ async def reject_proposal(
     proposal_id: uuid.UUID,
     principal: Seller,
     db: DatabaseDep,
-    expected: ExpectedVersion,
+    expected: IfMatch,
     response: Response,
 ) -> ProposalRead:
     """sent -> rejected (409 otherwise)."""

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from crm_deals.common import check_version, decimal_str
+from crm_deals.common import decimal_str
 from crm_deals.deals.models import Deal
 from crm_deals.money import MAX_AMOUNT, money_str
 from crm_deals.orders.service import create_from_proposal
@@ -38,6 +38,7 @@ from crm_kernel.ids import new_id
 from crm_kernel.outbox import add_event
 from crm_kernel.pagination import Page, paginate, parse_sort
 from crm_kernel.problems import Conflict, NotFound, PreconditionFailed, Unprocessable
+from crm_kernel.versioning import check_version
 
 SORTABLE = {"created_at": Proposal.created_at, "updated_at": Proposal.updated_at}
 
