@@ -91,3 +91,28 @@ def test_every_service_is_ready_and_openapi_is_merged(
     assert "/api/v1/contacts" in spec["paths"]
     assert "/api/v1/reports/overview" in spec["paths"]
     assert "/api/v1/auth/login" in spec["paths"]
+
+
+def test_deal_won_through_the_gateway_reaches_the_overview(shared_gateway: httpx.Client) -> None:
+    headers = login(shared_gateway)
+    before = shared_gateway.get("/reports/overview", headers=headers).json()["deals_won"]
+    created = shared_gateway.post(
+        "/deals",
+        json={"title": "Поставка", "amount": "150000.50", "currency": "RUB"},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    deal = created.json()
+    won = shared_gateway.post(f"/deals/{deal['id']}/win", headers=headers)
+    assert won.status_code == 200, won.text
+    history = shared_gateway.get(f"/deals/{deal['id']}/history", headers=headers).json()
+    assert len(history) == 2  # created in the first stage, then won
+    overview = wait_for(
+        lambda: (
+            (body := shared_gateway.get("/reports/overview", headers=headers).json())["deals_won"]
+            == before + 1
+            and body
+        ),
+        message="reports to count the won deal",
+    )
+    assert {"currency": "RUB", "amount": "150000.50", "weighted": None} in overview["won_amount"]
