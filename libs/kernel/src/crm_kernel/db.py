@@ -143,3 +143,21 @@ async def upsert_if_newer(
     )
     result = await session.execute(statement)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def upsert(
+    session: AsyncSession,
+    table: Table,
+    row: Mapping[str, Any],
+    *,
+    key: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """Insert the row, or set the `update` columns of the stored one with the same key."""
+    statement = _dialect_insert(session)(table).values(**row)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c[k] for k in key],
+            set_={c: statement.excluded[c] for c in update},
+        )
+    )

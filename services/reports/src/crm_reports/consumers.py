@@ -23,13 +23,14 @@ from crm_kernel.contracts.deals import (
     PipelineState,
     PipelineUpdated,
 )
-from crm_kernel.db import insert_ignoring_duplicates, upsert_if_newer
-from crm_reports.models import ContactFact, DealFact, StageFact
+from crm_kernel.db import insert_ignoring_duplicates, upsert, upsert_if_newer
+from crm_reports.models import ContactFact, DealFact, StageFact, StageStay
 
 handlers = Handlers("reports")
 CONTACTS = cast(Table, ContactFact.__table__)
 DEALS = cast(Table, DealFact.__table__)
 STAGES = cast(Table, StageFact.__table__)
+STAYS = cast(Table, StageStay.__table__)
 
 
 @handlers.on_batch(ContactCreated)
@@ -63,6 +64,8 @@ async def on_deals_changed(events: list[Any], ctx: BatchContext) -> None:
     """Every deal event carries the whole state: keep the newest version (events may come out of order)."""
     for deal in events:
         await upsert_if_newer(ctx.session, DEALS, _deal_row(deal), key=["id"], version="version")
+        if isinstance(deal, DealCreated | DealStageChanged):
+            await record_stays(ctx, deal)
 
 
 for _deal_event in (
@@ -83,6 +86,8 @@ async def on_pipelines_changed(events: list[Any], ctx: BatchContext) -> None:
             row = {
                 "id": stage.id,
                 "pipeline_id": pipeline.id,
+                "name": stage.name,
+                "position": stage.position,
                 "probability": Decimal(stage.probability),
                 "kind": stage.kind,
                 "version": pipeline.version,
@@ -92,3 +97,35 @@ async def on_pipelines_changed(events: list[Any], ctx: BatchContext) -> None:
 
 for _pipeline_event in (PipelineCreated, PipelineUpdated):
     handlers.on_batch(_pipeline_event)(on_pipelines_changed)
+
+
+async def record_stays(ctx: BatchContext, event: DealCreated | DealStageChanged) -> None:
+    """A transition opens a stay in its `to` stage and closes the one in its `from` stage.
+
+    `stage_changed` is published for every move (win, loss and reopen included),
+    so `created` and `stage_changed` together carry every stay exactly once.
+    """
+    move = event.transition
+    opened = {
+        "deal_id": event.id,
+        "stage_id": move.to_stage_id,
+        "pipeline_id": move.pipeline_id,
+        "entered_at": datetime.fromisoformat(move.entered_at),
+        "left_at": None,
+    }
+    await insert_ignoring_duplicates(ctx.session, STAYS, [opened])
+    if move.from_stage_id and move.from_entered_at and move.left_at:
+        closed = {
+            "deal_id": event.id,
+            "stage_id": move.from_stage_id,
+            "pipeline_id": move.pipeline_id,
+            "entered_at": datetime.fromisoformat(move.from_entered_at),
+            "left_at": datetime.fromisoformat(move.left_at),
+        }
+        await upsert(
+            ctx.session,
+            STAYS,
+            closed,
+            key=["deal_id", "stage_id", "entered_at"],
+            update=["left_at"],
+        )

@@ -56,6 +56,26 @@ class StageFact(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     pipeline_id: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str | None] = mapped_column(String(200))
+    position: Mapped[int | None] = mapped_column(Integer)
     probability: Mapped[Decimal] = mapped_column(Numeric(7, 4))
     kind: Mapped[str] = mapped_column(String(10))
     version: Mapped[int] = mapped_column(Integer)
+
+
+class StageStay(Base):
+    """One stay of a deal in a stage: entered, and left (None while it is there).
+
+    Keyed by deal, stage and entry time, so the event that opens a stay and the
+    one that closes it write the same row in whichever order they arrive.
+    """
+
+    __tablename__ = "rm_stage_stays"
+
+    deal_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    stage_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entered_at: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(String(36))
+    left_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_rm_stage_stays_pipeline_stage", "pipeline_id", "stage_id"),)

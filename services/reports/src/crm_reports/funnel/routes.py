@@ -1,0 +1,37 @@
+"""HTTP route of /reports/funnel."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from crm_kernel.app import DatabaseDep
+from crm_kernel.auth import CurrentUser
+from crm_reports.funnel import service
+from crm_reports.funnel.schemas import FunnelRead
+from crm_reports.overview.routes import require_zone
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+
+@router.get("/funnel", response_model=FunnelRead)
+async def funnel(
+    principal: CurrentUser,
+    db: DatabaseDep,
+    pipeline_id: uuid.UUID,
+    period_from: Annotated[datetime | None, Query(alias="from")] = None,
+    period_to: Annotated[datetime | None, Query(alias="to")] = None,
+    owner_id: uuid.UUID | None = None,
+) -> FunnelRead:
+    require_zone(from_=period_from, to=period_to)
+    return await service.funnel(
+        db=db,
+        principal=principal,
+        pipeline_id=str(pipeline_id),
+        period_from=period_from,
+        period_to=period_to,
+        owner_id=str(owner_id) if owner_id else None,
+    )
