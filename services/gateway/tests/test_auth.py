@@ -183,6 +183,18 @@ async def test_repeated_failures_throttle_the_account_but_not_others(
         assert (await login(api, "other@example.com", USER_PASSWORD))[0] == 200
 
 
+async def test_parallel_wrong_guesses_get_no_more_tries_than_the_limit(
+    make_settings: MakeSettings,
+) -> None:
+    settings = make_settings(CRM_LOGIN_MAX_FAILURES_PER_ACCOUNT=3)
+    async with running_gateway(settings) as api:
+        results = await asyncio.gather(
+            *(login(api, ADMIN_EMAIL, f"wrong-password-{i}") for i in range(8))
+        )
+    # Each attempt is counted before its password is checked, atomically.
+    assert sorted(status for status, _, _ in results) == [401] * 3 + [429] * 5
+
+
 async def test_failures_from_one_address_are_limited_across_accounts(
     make_settings: MakeSettings,
 ) -> None:

@@ -77,7 +77,8 @@ async def test_upstream_status_body_and_chosen_headers_come_back(
         assert response.status_code == 409
         assert response.json()["path"] == "/api/v1/deals/d1"
         assert response.headers["etag"] == '"7"'
-        assert response.headers["ratelimit-limit"] == "100"
+        # The service's own RateLimit-* are replaced by the gateway's budget.
+        assert response.headers.get_list("ratelimit-limit") == ["300"]
         assert response.headers["content-type"] == "application/json"
         assert "x-internal-secret" not in response.headers
         assert response.headers["x-request-id"]
@@ -231,6 +232,12 @@ async def test_merged_openapi_has_gateway_and_service_paths(
     assert "UserRead" in doc["components"]["schemas"]
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert paths["/api/v1/auth/login"]["post"]["security"] == []
+    # The gateway's own behaviour is declared on every operation.
+    assert "429" in paths["/api/v1/contacts/{contact_id}"]["get"]["responses"]
+    user_create = paths["/api/v1/users"]["post"]
+    assert "Idempotency-Key" in [p["name"] for p in user_create["parameters"]]
+    assert "parameters" not in paths["/api/v1/auth/me"]["get"]
+    assert "parameters" not in paths["/api/v1/auth/login"]["post"]
     assert set(doc["x-unavailable-services"]) == set(SERVICES) - {"contacts"}
 
 

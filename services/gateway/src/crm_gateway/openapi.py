@@ -49,17 +49,49 @@ def merge_documents(own: Mapping[str, Any], services: Mapping[str, Mapping[str, 
     if not tags:
         del doc["tags"]
     _declare_bearer(doc)
+    _declare_gateway_behaviour(doc)
     return doc
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Run this request once: a retry with the same key gets the first answer "
+    "(`Idempotent-Replayed: true`) for 24 hours; another request with the key is a 422, "
+    "one while the first still runs a 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+TOO_MANY_REQUESTS = {
+    "description": "Over the caller's rate limit: problem JSON, with `Retry-After` and "
+    "`RateLimit-*` headers.",
+}
+
+
+def _declare_gateway_behaviour(doc: dict[str, Any]) -> None:
+    """What the gateway adds to every operation: rate limits, and idempotency on POST and PATCH."""
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict):
+                continue
+            operation.setdefault("responses", {}).setdefault("429", TOO_MANY_REQUESTS)
+            # Keys are kept per caller: calls without a token (login) do not take one.
+            if method in ("post", "patch") and path not in PUBLIC_OPERATIONS:
+                parameters = operation.setdefault("parameters", [])
+                if not any(
+                    isinstance(p, dict) and str(p.get("name", "")).lower() == "idempotency-key"
+                    for p in parameters
+                ):
+                    parameters.append(IDEMPOTENCY_KEY)
+
+
 def _declare_bearer(doc: dict[str, Any]) -> None:
-    """Say in the document that calls need a bearer JWT, except login and refresh."""
-    doc["components"].setdefault("securitySchemes", {})["bearerAuth"] = {
-        "type": "http",
-        "scheme": "bearer",
-        "bearerFormat": "JWT",
-    }
-    doc["security"] = [{"bearerAuth": []}]
+    """Say in the document that calls need a bearer JWT or an API key, except login and refresh."""
+    schemes = doc["components"].setdefault("securitySchemes", {})
+    schemes["bearerAuth"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    # An API key also goes as `Authorization: Bearer crm_...`.
+    schemes["apiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    doc["security"] = [{"bearerAuth": []}, {"apiKey": []}]
     for path in PUBLIC_OPERATIONS:
         for operation in (doc["paths"].get(path) or {}).values():
             if isinstance(operation, dict):

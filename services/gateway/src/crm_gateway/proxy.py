@@ -76,8 +76,9 @@ def _request_headers(request: Request) -> dict[str, str]:
 
 
 def _kept(name: str) -> bool:
-    name = name.lower()
-    return name in RESPONSE_HEADERS or name.startswith("ratelimit")
+    # A service's own RateLimit-* headers are not passed on: the budget a
+    # client sees is the gateway's (limits.py), per caller across all services.
+    return name.lower() in RESPONSE_HEADERS
 
 
 async def _relay(upstream: aiohttp.ClientResponse, service: str) -> AsyncIterator[bytes]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from crm_gateway.ratelimit import Rate
 from crm_kernel.settings import ServiceSettings
 
 
@@ -32,6 +33,18 @@ class GatewaySettings(ServiceSettings):
     )
     login_max_failures_per_ip: int = Field(default=20, ge=1, alias="CRM_LOGIN_MAX_FAILURES_PER_IP")
     login_window_seconds: int = Field(default=900, ge=1, alias="CRM_LOGIN_WINDOW_SECONDS")
+    # Request budgets per caller (user, API key, or client IP without a valid
+    # token): `<requests>/<period>`, e.g. 600/minute, 20/hour, 5/30s; 0 = off.
+    rate_limit_login: str = Field(default="60/minute", alias="CRM_RATE_LIMIT_LOGIN")
+    rate_limit_writes: str = Field(default="300/minute", alias="CRM_RATE_LIMIT_WRITES")
+    rate_limit_reads: str = Field(default="1200/minute", alias="CRM_RATE_LIMIT_READS")
+    rate_limit_exports: str = Field(default="60/hour", alias="CRM_RATE_LIMIT_EXPORTS")
+    # How long the answer to a request with an Idempotency-Key is replayed.
+    idempotency_ttl_seconds: float = Field(default=86400, gt=0, alias="CRM_IDEMPOTENCY_TTL_SECONDS")
+    # Largest request body taken (413 beyond), checked as it arrives.
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, alias="CRM_MAX_BODY_BYTES")
+    # Browser origins allowed to call the API (comma-separated; none by default).
+    cors_origins: str = Field(default="", alias="CRM_CORS_ORIGINS")
     # Prefix of every Redis key the gateway writes (lets deployments share a Redis).
     redis_prefix: str = Field(default="crm:gateway:", alias="CRM_REDIS_PREFIX")
 
@@ -43,6 +56,26 @@ class GatewaySettings(ServiceSettings):
     upstream_timeout: float = Field(default=10.0, gt=0, alias="UPSTREAM_TIMEOUT")
     # Connections kept open to all upstream services together.
     upstream_pool_size: int = Field(default=256, ge=1, alias="UPSTREAM_POOL_SIZE")
+
+    @field_validator(
+        "rate_limit_login", "rate_limit_writes", "rate_limit_reads", "rate_limit_exports"
+    )
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        Rate.parse(value)
+        return value
+
+    def rate_limits(self) -> dict[str, Rate]:
+        """Each budget's rate, by budget name."""
+        return {
+            "login": Rate.parse(self.rate_limit_login),
+            "writes": Rate.parse(self.rate_limit_writes),
+            "reads": Rate.parse(self.rate_limit_reads),
+            "exports": Rate.parse(self.rate_limit_exports),
+        }
+
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     def upstream_urls(self) -> dict[str, str]:
         """Base URL of each service the gateway forwards to, by service name."""

@@ -38,6 +38,9 @@ ROUTES: dict[str, str] = {
     # `me` is /me/notifications: a user's own notices.
     **dict.fromkeys(("notifications", "webhooks", "me"), "notifications"),
     "reports": "reports",
+    # The contacts service's audit of the client base, for admins. The merged audit of
+    # every service (issue 8, item 8) replaces this route.
+    "audit": "contacts",
 }
 
 

@@ -45,3 +45,19 @@ class RefreshToken(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     user_agent: Mapped[str | None] = mapped_column(String(400))
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginEvent(Base):
+    """One login attempt, kept for the admins' review: who, from where, and how it went."""
+
+    __tablename__ = "login_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    # As typed (lower-cased): failures for unknown addresses are worth seeing too.
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # success, failure (wrong password, unknown or inactive user), throttled
+    outcome: Mapped[str] = mapped_column(String(20))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(400))

@@ -1,10 +1,11 @@
-"""Auth schemas: login and refresh requests, the token pair answered."""
+"""Auth schemas: login and refresh requests, the token pair answered, sessions, login audit."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class LoginRequest(BaseModel):
@@ -23,3 +24,33 @@ class TokenResponse(BaseModel):
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme, not a secret
     expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+LoginOutcome = Literal["success", "failure", "throttled"]
+
+
+class SessionRead(BaseModel):
+    """One of the caller's live sessions (a logged-in device or browser)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    created_at: datetime
+    last_refreshed_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool = Field(description="Whether this is the session of the token making the call.")
+
+
+class LoginEventRead(BaseModel):
+    """One login attempt."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    occurred_at: datetime
+    email: str
+    user_id: str | None
+    outcome: LoginOutcome
+    ip: str | None
+    user_agent: str | None

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_gateway.auth.models import AuthSession, RefreshToken
+from crm_gateway.auth.models import AuthSession, LoginEvent, RefreshToken
 from crm_gateway.auth.passwords import hash_password, needs_rehash, verify_password
 from crm_gateway.auth.throttle import LoginThrottle
 from crm_gateway.orm import utcnow
@@ -19,7 +19,8 @@ from crm_gateway.settings import GatewaySettings
 from crm_gateway.users.models import User
 from crm_kernel.auth import TokenKeys
 from crm_kernel.db import Database
-from crm_kernel.problems import Unauthorized
+from crm_kernel.pagination import paginate, parse_sort
+from crm_kernel.problems import NotFound, TooManyRequests, Unauthorized
 
 if TYPE_CHECKING:
     from crm_gateway.auth.guard import SessionGuard
@@ -137,14 +138,21 @@ async def login(
 ) -> TokenPair:
     """Check the password and open a session; 401 alike for unknown e-mail and wrong password."""
     email = email.strip().lower()
-    await throttle.check(email=email, ip=client.ip)
+    try:
+        await throttle.check(email=email, ip=client.ip)
+    except TooManyRequests:
+        await _record_login(db, email=email, user_id=None, outcome="throttled", client=client)
+        raise
     async with db.session() as session:
         user = await session.scalar(select(User).where(User.email == email))
     correct = await verify_password(user.password_hash if user else None, password)
     if user is None or not correct or not user.is_active:
         await throttle.failed(email=email, ip=client.ip)
+        await _record_login(
+            db, email=email, user_id=user.id if user else None, outcome="failure", client=client
+        )
         raise Unauthorized(WRONG_CREDENTIALS)
-    await throttle.succeeded(email=email)
+    await throttle.succeeded(email=email, ip=client.ip)
     new_hash = await hash_password(password) if needs_rehash(user.password_hash) else None
     async with db.transaction() as session:
         if new_hash is not None:
@@ -160,12 +168,107 @@ async def login(
             ip=client.ip[:64],
         )
         session.add(auth_session)
+        session.add(_login_event(email=email, user_id=user.id, outcome="success", client=client))
         await session.flush()
         refresh_token = _add_refresh_token(
             session, user_id=user.id, family_id=auth_session.id, client=client, settings=settings
         )
     access_token, expires_in = _access_token(keys, settings, user, auth_session.id)
     return TokenPair(access_token, refresh_token, expires_in, auth_session.id)
+
+
+def _login_event(*, email: str, user_id: str | None, outcome: str, client: Client) -> LoginEvent:
+    return LoginEvent(
+        occurred_at=utcnow(),
+        email=email[:320],
+        user_id=user_id,
+        outcome=outcome,
+        ip=client.ip[:64],
+        user_agent=(client.user_agent or "")[:400] or None,
+    )
+
+
+async def _record_login(
+    db: Database, *, email: str, user_id: str | None, outcome: str, client: Client
+) -> None:
+    """Audit a login that opened no session (in its own transaction)."""
+    async with db.transaction() as session:
+        session.add(_login_event(email=email, user_id=user_id, outcome=outcome, client=client))
+
+
+LOGIN_SORTABLE = {"occurred_at": LoginEvent.occurred_at}
+
+
+async def list_logins(
+    db: Database,
+    *,
+    limit: int,
+    cursor: str | None,
+    user_id: str | None = None,
+    email: str | None = None,
+    outcome: str | None = None,
+) -> tuple[list[LoginEvent], str | None]:
+    """Login attempts, newest first, filtered by user, e-mail or outcome."""
+    query = select(LoginEvent)
+    if user_id is not None:
+        query = query.where(LoginEvent.user_id == user_id)
+    if email is not None:
+        query = query.where(LoginEvent.email == email.strip().lower())
+    if outcome is not None:
+        query = query.where(LoginEvent.outcome == outcome)
+    keys = parse_sort(None, LOGIN_SORTABLE, "-occurred_at", LoginEvent.id)
+    async with db.session() as session:
+        rows, next_cursor = await paginate(session, query, keys, limit=limit, cursor=cursor)
+    return [row[0] for row in rows], next_cursor
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: str
+    created_at: datetime
+    last_refreshed_at: datetime
+    ip: str | None
+    user_agent: str | None
+
+
+async def list_sessions(db: Database, *, user_id: str) -> list[SessionInfo]:
+    """A user's live sessions, newest first, with when each last refreshed its tokens."""
+    last_refresh = (
+        select(RefreshToken.family_id, func.max(RefreshToken.created_at).label("at"))
+        .where(RefreshToken.user_id == user_id)
+        .group_by(RefreshToken.family_id)
+        .subquery()
+    )
+    async with db.session() as session:
+        rows = (
+            await session.execute(
+                select(AuthSession, last_refresh.c.at)
+                .outerjoin(last_refresh, last_refresh.c.family_id == AuthSession.id)
+                .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+                .order_by(AuthSession.created_at.desc(), AuthSession.id.desc())
+            )
+        ).all()
+    return [
+        SessionInfo(
+            id=auth.id,
+            created_at=auth.created_at,
+            last_refreshed_at=at or auth.created_at,
+            ip=auth.ip,
+            user_agent=auth.user_agent,
+        )
+        for auth, at in rows
+    ]
+
+
+async def revoke_own_session(db: Database, *, user_id: str, session_id: str) -> None:
+    """End one of the user's sessions; 404 for another user's (as for one that does not exist)."""
+    async with db.transaction() as session:
+        owner = await session.scalar(
+            select(AuthSession.user_id).where(AuthSession.id == session_id)
+        )
+        if owner != user_id:
+            raise NotFound("There is no such session of yours.")
+        await _revoke_family(session, session_id)
 
 
 async def refresh(

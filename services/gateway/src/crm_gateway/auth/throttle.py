@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from crm_gateway.ratelimit import Limiter, Usage
+from crm_gateway.ratelimit import Limiter, Quota
 from crm_kernel.problems import TooManyRequests
 
 log = logging.getLogger(__name__)
@@ -37,39 +37,51 @@ class LoginThrottle:
     def _ip_key(ip: str) -> str:
         return f"login:ip:{ip}"
 
-    async def _peek(self, key: str) -> Usage:
+    async def _reserve(self, key: str, limit: int) -> Quota | None:
         try:
-            return await self.limiter.peek(key)
+            return await self.limiter.acquire(key, limit=limit, window=self.window)
         except Exception:
             log.exception("login throttle unavailable; not throttling")
-            return Usage(0, 0.0)
+            return None
+
+    async def _release(self, key: str) -> None:
+        try:
+            # At worst (the window ended meanwhile) a new window starts at -1:
+            # one more attempt, never a lock-out.
+            await self.limiter.hit(key, window=self.window, amount=-1)
+        except Exception:
+            log.exception("login throttle unavailable; attempt not released")
 
     async def check(self, *, email: str, ip: str) -> None:
-        """429 with Retry-After if the account or the IP is over its limit."""
-        account = await self._peek(self._account_key(email))
-        if account.exceeds(self.per_account):
+        """Count this attempt as a failure until it succeeds; 429 if the account or IP is used up.
+
+        Counting before the password is checked, in one atomic step per key,
+        is what keeps a burst of parallel guesses from all passing a check
+        made before any of them failed.
+        """
+        account_key = self._account_key(email)
+        account = await self._reserve(account_key, self.per_account)
+        if account is not None and not account.allowed:
             raise TooManyRequests(
                 "Too many failed logins for this account; try again later.",
                 retry_after=account.retry_after,
             )
-        address = await self._peek(self._ip_key(ip))
-        if address.exceeds(self.per_ip):
+        address = await self._reserve(self._ip_key(ip), self.per_ip)
+        if address is not None and not address.allowed:
+            if account is not None:
+                await self._release(account_key)
             raise TooManyRequests(
                 "Too many failed logins from this address; try again later.",
                 retry_after=address.retry_after,
             )
 
     async def failed(self, *, email: str, ip: str) -> None:
-        """Count a failed attempt against both the account and the IP."""
-        try:
-            await self.limiter.hit(self._account_key(email), window=self.window)
-            await self.limiter.hit(self._ip_key(ip), window=self.window)
-        except Exception:
-            log.exception("login throttle unavailable; failure not counted")
+        """A failed attempt: it stays counted against the account and the IP."""
 
-    async def succeeded(self, *, email: str) -> None:
-        """A correct password clears the account's count (not the IP's)."""
+    async def succeeded(self, *, email: str, ip: str) -> None:
+        """A correct password clears the account's count and takes this attempt off the IP's."""
         try:
             await self.limiter.reset(self._account_key(email))
         except Exception:
             log.exception("login throttle unavailable; count not cleared")
+        await self._release(self._ip_key(ip))

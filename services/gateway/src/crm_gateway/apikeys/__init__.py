@@ -1,0 +1,1 @@
+"""API keys for integrations: scoped, hashed, revocable, acting as a user."""

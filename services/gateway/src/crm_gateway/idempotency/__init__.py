@@ -1,0 +1,1 @@
+"""Idempotency keys: the first answer to a POST or PATCH, replayed for a retry with the same key."""
