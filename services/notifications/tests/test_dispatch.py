@@ -15,11 +15,12 @@ from sqlalchemy import select
 
 from crm_kernel.auth import Role
 from crm_kernel.bus import Bus
-from crm_kernel.contracts.notifications import SendEmail
+from crm_kernel.contracts.contacts import ConsentChanged
+from crm_kernel.contracts.notifications import SendBulkEmail, SendEmail
 from crm_kernel.db import Database
 from crm_kernel.testing import TEST_JWT_SECRET, free_port, issue_token, serve_in_process, wait_until
 from crm_notifications.main import create_app
-from crm_notifications.models import Notification, Suppression
+from crm_notifications.models import Consent, Notification, Suppression
 from crm_notifications.settings import NotificationsSettings
 
 
@@ -239,3 +240,74 @@ async def _attempted(db: Database, key: str, times: int) -> bool:
 
 async def _events(bus: Bus, subject: str, count: int) -> bool:
     return await delivery_events(bus, subject) == count
+
+
+async def test_bulk_message_to_a_contact_who_withdrew_consent_after_queuing_is_suppressed(
+    db_url: str, nats_url: str, tmp_dir: Path, bus: Bus
+) -> None:
+    port = free_port()
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)  # not started yet: SMTP is down
+    db = Database(db_url)
+
+    def consent(granted: bool, at: str) -> ConsentChanged:
+        return ConsentChanged(
+            contact_id="c1",
+            channel="email",
+            granted=granted,
+            source="form",
+            changed_at=at,
+            email="Reader@example.com",
+        )
+
+    try:
+        async with serve_in_process(create_app(settings(db_url, nats_url, tmp_dir, port))):
+            await bus.publish(consent(True, "2026-11-01T10:00:00+00:00").envelope())
+            await bus.publish(
+                SendBulkEmail(
+                    key="camp:7:c1",
+                    to="reader@example.com",
+                    subject="News",
+                    body_text="x",
+                    source_type="campaign",
+                ).envelope()
+            )
+            await bus.publish(
+                SendBulkEmail(
+                    key="camp:7:none",
+                    to="stranger@example.com",
+                    subject="News",
+                    body_text="x",
+                    source_type="campaign",
+                ).envelope()
+            )
+            await wait_until(
+                lambda: _attempted(db, "camp:7:c1", 1), timeout=20, message="a first try"
+            )
+            # Withdrawn while the message waits for a retry; a late, older grant changes nothing.
+            await bus.publish(consent(False, "2026-11-02T10:00:00+00:00").envelope())
+            await bus.publish(consent(True, "2026-11-01T12:00:00+00:00").envelope())
+            await wait_until(lambda: _consent_is(db, False), message="the withdrawal applied")
+            controller.start()
+            withdrawn = await wait_until(
+                lambda: _status(db, "camp:7:c1", "suppressed"),
+                timeout=30,
+                message="suppressed at send time",
+            )
+            stranger = await wait_until(
+                lambda: _status(db, "camp:7:none", "suppressed"),
+                timeout=30,
+                message="no consent known: suppressed",
+            )
+        assert withdrawn.last_error == "no marketing consent"
+        assert stranger.last_error == "no marketing consent"
+        assert inbox.messages == []
+    finally:
+        controller.stop()
+        await db.dispose()
+
+
+async def _consent_is(db: Database, granted: bool) -> bool:
+    async with db.session() as session:
+        row = await session.get(Consent, ("email", "reader@example.com"))
+        return row is not None and row.granted is granted

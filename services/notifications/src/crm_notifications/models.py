@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Index, Integer, MetaData, Numeric, String, Text
+from sqlalchemy import Boolean, Index, Integer, MetaData, Numeric, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crm_kernel.db import UtcDateTime
@@ -78,3 +78,14 @@ class Suppression(Base):
     address: Mapped[str] = mapped_column(String(320), primary_key=True)
     reason: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Consent(Base):
+    """Marketing consent per address and channel, kept from contact events (newest change wins)."""
+
+    __tablename__ = "consents"
+
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -32,6 +32,7 @@ from crm_notifications.channels.errors import PermanentError, TransientError
 from crm_notifications.channels.messages import OutgoingEmail, OutgoingSms
 from crm_notifications.channels.select import Mailer, SmsSender
 from crm_notifications.models import Attempt, Notification, Suppression
+from crm_notifications.notifications.consent import may_send_bulk
 
 log = logging.getLogger(__name__)
 
@@ -165,11 +166,17 @@ class Dispatcher:
             await self.deliver(claimed)
 
     async def deliver(self, n: Claimed) -> None:
-        """Check suppression now (not only when queued), send, record what happened."""
+        """Check suppression and (for bulk) consent now, not only when queued; send; record."""
         async with self.db.session() as session:
             suppressed = await session.get(Suppression, (n.channel, _address(n)))
+            consented = self.category != "bulk" or await may_send_bulk(
+                session, n.channel, n.recipient
+            )
         if suppressed is not None:
             await self.record(n, "suppressed", error=f"suppressed: {suppressed.reason}")
+            return
+        if not consented:
+            await self.record(n, "suppressed", error="no marketing consent")
             return
         try:
             provider_id = await self._send(n)

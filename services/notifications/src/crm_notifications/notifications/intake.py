@@ -14,6 +14,7 @@ from crm_kernel.contracts.notifications import SendBulkEmail, SendEmail, SendSms
 from crm_kernel.db import insert_ignoring_duplicates
 from crm_kernel.ids import new_id
 from crm_notifications.models import Notification
+from crm_notifications.notifications import consent
 from crm_notifications.sms import segment
 
 NOTIFICATIONS = cast(Table, Notification.__table__)
@@ -79,6 +80,7 @@ async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
 
 def build_handlers(price_per_segment: Decimal) -> Handlers:
     handlers = Handlers("notifications")
+    consent.register(handlers)
 
     @handlers.on_batch(SendEmail)
     async def on_send_email(commands: list[SendEmail], ctx: BatchContext) -> None:
