@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint format bench dlq clean
+.PHONY: install run test test-fast lint format bench dlq reports-rebuild clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,10 @@ format: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# Empty the reports read models and replay every stream (same settings as the running service).
+reports-rebuild: install
+	$(BIN)/python -m crm_reports.rebuild
 
 dlq: install
 	$(BIN)/python -m crm_kernel.dlq list

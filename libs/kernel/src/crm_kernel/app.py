@@ -70,6 +70,17 @@ def token_keys(settings: ServiceSettings, private_key: str = "") -> TokenKeys:
     )
 
 
+def service_handlers(
+    settings: ServiceSettings, own: Handlers | None, *, keep_directory: bool = True
+) -> Handlers:
+    """The service's handlers plus the directory's, as a copy (one module-level set serves many apps)."""
+    handlers = Handlers(own.name if own else settings.service_name)
+    handlers.by_type.update(own.by_type if own else {})
+    if keep_directory:
+        directory.register(handlers)
+    return handlers
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -91,12 +102,7 @@ def create_service_app(
     reverse. `readiness` adds checks to /readyz (e.g. the gateway's upstreams).
     """
     setup_tracing(settings.service_name, settings.otlp_endpoint)
-    # A copy, so one module-level Handlers can serve several apps (tests, workers).
-    own = handlers
-    handlers = Handlers(own.name if own else settings.service_name)
-    handlers.by_type.update(own.by_type if own else {})
-    if keep_directory:
-        directory.register(handlers)
+    handlers = service_handlers(settings, handlers, keep_directory=keep_directory)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

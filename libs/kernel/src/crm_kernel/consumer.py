@@ -18,6 +18,7 @@ the others back. A message that keeps failing goes to the dead-letter stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +30,7 @@ from urllib.parse import quote
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -175,6 +177,18 @@ class Consumer:
                     max_waiting=512,
                 ),
             )
+
+    async def replay_from_start(self) -> None:
+        """Delete and recreate the durable consumers: every stream is delivered again from its start.
+
+        The running fetch loops keep their subscriptions (same durable names), so
+        they pick up the replay; the caller first empties what the replay rebuilds,
+        including this consumer's inbox.
+        """
+        for stream in self.handlers.subjects_by_stream():
+            with contextlib.suppress(NotFoundError):
+                await self.bus.js.delete_consumer(stream, self.name)
+        await self.ensure()
 
     async def run(self) -> None:
         """Consume every stream until cancelled."""
