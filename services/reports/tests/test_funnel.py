@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -168,6 +170,15 @@ async def test_funnel_counts_skips_losses_and_days_exactly(
     # A rep sees only their own deal's stays.
     mine = await funnel(reports, issue_token(Role.SALES_REP, rep))
     assert mine[A]["entered"] == 1 and mine[A]["moved_on"] == 0 and mine[C]["entered"] == 0
+    as_csv = await reports.get(
+        "/reports/funnel",
+        params={"pipeline_id": PIPELINE, "format": "csv"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    rows = list(csv.DictReader(io.StringIO(as_csv.text.lstrip("\ufeff"))))
+    assert [(r["stage_id"], int(r["entered"])) for r in rows] == [
+        (s, e[0]) for s, e in expected.items()
+    ]
 
 
 async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:

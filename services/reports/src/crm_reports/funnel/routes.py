@@ -6,13 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_reports.funnel import service
-from crm_reports.funnel.schemas import FunnelRead
-from crm_reports.overview.routes import require_zone
+from crm_reports.funnel.schemas import FunnelRead, FunnelStage
+from crm_reports.http import Format, csv_response, require_zone
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -25,9 +25,10 @@ async def funnel(
     period_from: Annotated[datetime | None, Query(alias="from")] = None,
     period_to: Annotated[datetime | None, Query(alias="to")] = None,
     owner_id: uuid.UUID | None = None,
-) -> FunnelRead:
+    format: Format = Format.JSON,
+) -> FunnelRead | Response:
     require_zone(from_=period_from, to=period_to)
-    return await service.funnel(
+    report = await service.funnel(
         db=db,
         principal=principal,
         pipeline_id=str(pipeline_id),
@@ -35,3 +36,7 @@ async def funnel(
         period_to=period_to,
         owner_id=str(owner_id) if owner_id else None,
     )
+    if format is Format.CSV:
+        columns = list(FunnelStage.model_fields)
+        return csv_response(columns, (s.model_dump(mode="json") for s in report.stages), "funnel")
+    return report

@@ -5,26 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
-from crm_kernel.problems import BadRequest
+from crm_reports.http import Format, csv_response, require_zone
 from crm_reports.overview import service
 from crm_reports.overview.schemas import OverviewRead
 
 router = APIRouter(prefix="/reports", tags=["reports"])
-
-
-def require_zone(**bounds: datetime | None) -> None:
-    """400 naming the bound that has no time zone (a period is compared with UTC times)."""
-    for name, value in bounds.items():
-        if value is not None and value.tzinfo is None:
-            field = name.rstrip("_")
-            raise BadRequest(
-                f"`{field}` needs a time zone (e.g. 2026-01-01T00:00:00Z).",
-                errors=[{"field": field, "location": "query", "message": "time zone required"}],
-            )
 
 
 @router.get("/overview", response_model=OverviewRead)
@@ -33,8 +22,32 @@ async def overview(
     db: DatabaseDep,
     period_from: Annotated[datetime | None, Query(alias="from")] = None,
     period_to: Annotated[datetime | None, Query(alias="to")] = None,
-) -> OverviewRead:
+    format: Format = Format.JSON,
+) -> OverviewRead | Response:
     require_zone(from_=period_from, to=period_to)
-    return await service.overview(
+    report = await service.overview(
         db=db, principal=principal, period_from=period_from, period_to=period_to
     )
+    if format is Format.CSV:
+        return csv_response(["metric", "currency", "value"], _metric_rows(report), "overview")
+    return report
+
+
+def _metric_rows(report: OverviewRead) -> list[dict[str, object]]:
+    """The overview as (metric, currency, value) rows."""
+    rows: list[dict[str, object]] = [
+        {"metric": name, "value": getattr(report, name)}
+        for name in ("contacts", "contacts_created", "open_deals", "deals_created", "deals_won")
+    ]
+    for total in report.open_pipeline:
+        rows.append({"metric": "open_pipeline", "currency": total.currency, "value": total.amount})
+        rows.append(
+            {
+                "metric": "open_pipeline_weighted",
+                "currency": total.currency,
+                "value": total.weighted,
+            }
+        )
+    for total in report.won_amount:
+        rows.append({"metric": "won_amount", "currency": total.currency, "value": total.amount})
+    return rows
