@@ -10,6 +10,7 @@ from crm_kernel.migrate import service_migrations
 from crm_kernel.server import serve
 from crm_reports.consumers import handlers
 from crm_reports.funnel.routes import router as funnel_router
+from crm_reports.managers.routes import router as managers_router
 from crm_reports.overview.routes import router as overview_router
 from crm_reports.rebuild import router as rebuild_router
 from crm_reports.settings import ReportsSettings
@@ -21,7 +22,7 @@ def create_app(settings: ReportsSettings | None = None) -> FastAPI:
         settings,
         title="CRM reports",
         migrations=service_migrations(crm_reports.__file__),
-        routers=[overview_router, funnel_router, rebuild_router],
+        routers=[overview_router, funnel_router, managers_router, rebuild_router],
         handlers=handlers,
     )
 

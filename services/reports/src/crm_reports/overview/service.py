@@ -17,7 +17,7 @@ from crm_reports.overview.schemas import MoneyTotal, OverviewRead
 CENT = Decimal("0.01")
 
 
-def _within(
+def within(
     column: SqlColumn, period_from: datetime | None, period_to: datetime | None
 ) -> list[Any]:
     conditions: list[ColumnElement[bool]] = []
@@ -48,7 +48,7 @@ async def overview(
         .group_by(DealFact.currency)
         .order_by(DealFact.currency)
     )
-    won = [deals, DealFact.status == "won", *_within(DealFact.closed_at, period_from, period_to)]
+    won = [deals, DealFact.status == "won", *within(DealFact.closed_at, period_from, period_to)]
     won_amount = (
         select(DealFact.currency, func.sum(DealFact.amount))
         .where(*won, DealFact.amount.is_not(None))
@@ -63,7 +63,7 @@ async def overview(
         result = OverviewRead(
             contacts=await scalar(count_contacts),
             contacts_created=await scalar(
-                count_contacts.where(*_within(ContactFact.created_at, period_from, period_to))
+                count_contacts.where(*within(ContactFact.created_at, period_from, period_to))
             ),
             open_deals=await scalar(count_deals.where(DealFact.status == "open")),
             open_pipeline=[
@@ -71,7 +71,7 @@ async def overview(
                 for c, a, w in (await session.execute(open_pipeline)).all()
             ],
             deals_created=await scalar(
-                count_deals.where(*_within(DealFact.created_at, period_from, period_to))
+                count_deals.where(*within(DealFact.created_at, period_from, period_to))
             ),
             deals_won=await scalar(select(func.count()).select_from(DealFact).where(*won)),
             won_amount=[
