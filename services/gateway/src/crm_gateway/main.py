@@ -21,6 +21,8 @@ from crm_gateway.hardening import BodyLimitMiddleware, SecurityHeadersMiddleware
 from crm_gateway.idempotency.middleware import IdempotencyMiddleware
 from crm_gateway.limits import RateLimitMiddleware, RateLimits
 from crm_gateway.openapi import OpenApiMerger
+from crm_gateway.overviews.breaker import Breakers
+from crm_gateway.overviews.routes import router as overviews_router
 from crm_gateway.ratelimit import Limiter, MemoryLimiter, RedisLimiter
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.state import Gateway, session_principal
@@ -166,6 +168,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         openapi=OpenApiMerger(upstreams),
         api_keys=ApiKeys(keys, ttl=settings.session_check_seconds),
         tokens=VerifiedTokens(keys),
+        breakers=Breakers(
+            failures=settings.breaker_failures, cooldown=settings.breaker_cooldown_seconds
+        ),
     )
 
     async def bootstrap(runtime: Runtime) -> None:
@@ -176,7 +181,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="CRM API",
         migrations=service_migrations(crm_gateway.__file__),
         # The proxy's catch-all comes last: the gateway's own routes win.
-        routers=[auth_router, users_router, teams_router, api_keys_router, proxy.router],
+        routers=[
+            auth_router,
+            users_router,
+            teams_router,
+            api_keys_router,
+            # Composed views are GETs under /contacts and /deals: before the catch-all.
+            overviews_router,
+            proxy.router,
+        ],
         keep_directory=False,
         on_startup=[gateway.start, bootstrap],
         on_shutdown=[gateway.stop],

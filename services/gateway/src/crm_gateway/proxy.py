@@ -56,7 +56,8 @@ def _content_length(value: str | None) -> int | None:
         return None
 
 
-def _request_headers(request: Request) -> dict[str, str]:
+def request_headers(request: Request) -> dict[str, str]:
+    """The caller's headers a service gets (its token among them), plus forwarding ones."""
     headers = {name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers}
     request_id = current_request_id()
     if request_id:
@@ -150,7 +151,7 @@ async def forward(
     service = ROUTES.get(resource)
     if service is None:
         raise NotFound(f"There is no route {request.method} {request.url.path}.")
-    headers = _request_headers(request)
+    headers = request_headers(request)
     body = await _body(request, headers)
     # aiohttp itself sends an idempotent request once more when a kept-alive
     # connection turns out dead (a restarted service); writes are never resent.

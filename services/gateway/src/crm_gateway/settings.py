@@ -56,6 +56,15 @@ class GatewaySettings(ServiceSettings):
     upstream_timeout: float = Field(default=10.0, gt=0, alias="UPSTREAM_TIMEOUT")
     # Connections kept open to all upstream services together.
     upstream_pool_size: int = Field(default=256, ge=1, alias="UPSTREAM_POOL_SIZE")
+    # Composed views (overviews/): each part's own time limit and list length.
+    overview_timeout: float = Field(default=2.0, gt=0, alias="CRM_OVERVIEW_TIMEOUT")
+    overview_limit: int = Field(default=10, ge=1, le=100, alias="CRM_OVERVIEW_LIMIT")
+    # Circuit breaker per service: open after this many failures in a row, and
+    # let one trial call through after the cool-down.
+    breaker_failures: int = Field(default=5, ge=1, alias="CRM_BREAKER_FAILURES")
+    breaker_cooldown_seconds: float = Field(
+        default=30.0, gt=0, alias="CRM_BREAKER_COOLDOWN_SECONDS"
+    )
 
     @field_validator(
         "rate_limit_login", "rate_limit_writes", "rate_limit_reads", "rate_limit_exports"

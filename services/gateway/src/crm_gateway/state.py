@@ -18,6 +18,7 @@ from crm_gateway.idempotency.store import (
 )
 from crm_gateway.limits import RateLimits
 from crm_gateway.openapi import OpenApiMerger
+from crm_gateway.overviews.breaker import Breakers
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.upstreams import Upstreams
 from crm_kernel.app import Runtime
@@ -38,6 +39,7 @@ class Gateway:
     openapi: OpenApiMerger
     api_keys: ApiKeys
     tokens: VerifiedTokens
+    breakers: Breakers
     idempotency: IdempotencyStore | None = None
 
     async def start(self, runtime: Runtime) -> None:
