@@ -5,6 +5,8 @@ from crm_contacts.audit import models as _audit_models  # noqa: F401 - registers
 from crm_contacts.companies import models as _company_models  # noqa: F401 - registers tables
 from crm_contacts.contacts import models as _contact_models  # noqa: F401 - registers tables
 from crm_contacts.models import Base
+from crm_contacts.requests import models as _request_models  # noqa: F401 - registers tables
+from crm_contacts.tasks import models as _task_models  # noqa: F401 - registers tables
 from crm_kernel.migrate import run_env
 
 run_env(Base.metadata)

@@ -105,6 +105,55 @@ async def attempt_on_activity(
     raise AssertionError(action)
 
 
+async def attempt_on_request_or_task(
+    api: httpx.AsyncClient, staff: Staff, kind: str, action: str, actor: str, owner: str
+) -> int:
+    """The status `actor` gets doing `action` on a request/task on a fresh contact of `owner`.
+
+    The task is assigned to the contact's owner, so both ways of seeing it agree.
+    """
+    contact_id = await create(api, "contacts", owner)
+    body: dict[str, object] = (
+        {"contact_id": contact_id, "subject": "s"}
+        if kind == "requests"
+        else {"contact_id": contact_id, "title": "t", "due_at": "2030-01-01T00:00:00Z"}
+    )
+    made = await api.post(
+        f"/{kind}",
+        json={**body, **({"assignee_id": owner} if kind == "tasks" else {})},
+        headers=auth(),
+    )
+    assert made.status_code == 201, made.text
+    url = f"/{kind}/{made.json()['id']}"
+    headers = staff.headers(actor)
+    if action == "read":
+        return (await api.get(url, headers=headers)).status_code
+    if action == "listed":
+        listed = await api.get(f"/{kind}", params={"contact_id": contact_id}, headers=headers)
+        return OK if [r["id"] for r in listed.json()["items"]] == [made.json()["id"]] else GONE
+    if action == "patch":
+        change = {"status": "in_progress"} if kind == "requests" else {"status": "done"}
+        return (await api.patch(url, json=change, headers=headers)).status_code
+    if action == "delete":
+        return (await api.delete(url, headers=headers)).status_code
+    if action == "open":
+        return (await api.post(f"/{kind}", json=body, headers=headers)).status_code
+    raise AssertionError(action)
+
+
+def request_and_task_expectations(kind: str, contact: dict[str, int]) -> dict[str, int]:
+    """Requests and tasks follow their contact; opening on an unseen contact names it (422)."""
+    expected = {
+        "read": contact["read"],
+        "listed": contact["read"],
+        "patch": contact["patch"],
+        "open": {OK: 201, GONE: 422, NO: NO}[contact["patch"]],
+    }
+    if kind == "tasks":
+        expected["delete"] = contact["delete"]
+    return expected
+
+
 def activity_expectations(contact: dict[str, int]) -> dict[str, int]:
     """Activities follow their contact; logging on an unseen contact names `contact_id` (422)."""
     return {
@@ -244,6 +293,14 @@ async def test_each_role_reaches_exactly_the_records_it_may(
                 mismatches.append(
                     ("activities", action, staff.name(actor), staff.name(owner), status, got)
                 )
+    for kind in ("requests", "tasks"):
+        for (actor, owner), expected in expectations(staff).items():
+            for action, status in request_and_task_expectations(kind, expected).items():
+                got = await attempt_on_request_or_task(api, staff, kind, action, actor, owner)
+                if got != status:
+                    mismatches.append(
+                        (kind, action, staff.name(actor), staff.name(owner), status, got)
+                    )
     assert mismatches == [], mismatches
 
 

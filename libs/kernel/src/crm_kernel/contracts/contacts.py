@@ -153,6 +153,97 @@ class ActivityDeleted(ActivityState):
     type = "crm.contacts.activity.deleted"
 
 
+class RequestState(IntegrationEvent):
+    """The whole current state of a client request.
+
+    `resolution_seconds` is set while it is resolved (from `opened_at` to
+    `resolved_at`); reports average it for the resolution-time KPI.
+    """
+
+    id: str
+    contact_id: str
+    subject: str
+    description: str | None = None
+    status: str  # open, in_progress, resolved
+    opened_at: str
+    resolved_at: str | None = None
+    resolution_seconds: int | None = None
+    assignee_id: str
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class RequestOpened(RequestState):
+    type = "crm.contacts.request.opened"
+
+
+class RequestUpdated(RequestState):
+    """Any change but resolving and reopening (fields, assignee, open -> in_progress)."""
+
+    type = "crm.contacts.request.updated"
+
+
+class RequestResolved(RequestState):
+    type = "crm.contacts.request.resolved"
+
+
+class RequestReopened(RequestState):
+    type = "crm.contacts.request.reopened"
+
+
+class TaskState(IntegrationEvent):
+    """The whole current state of a task (on a contact, a deal, or both).
+
+    `remind_before_minutes` None means no due-soon reminder. `due_soon` and
+    `overdue` are emitted by the service's scheduler at most once per due time.
+    """
+
+    id: str
+    title: str
+    due_at: str
+    assignee_id: str
+    contact_id: str | None = None
+    deal_id: str | None = None
+    status: str  # open, done
+    remind_before_minutes: int | None = None
+    completed_at: str | None = None
+    version: int
+    created_at: str
+    updated_at: str
+    deleted_at: str | None = None
+
+
+class TaskCreated(TaskState):
+    type = "crm.contacts.task.created"
+
+
+class TaskUpdated(TaskState):
+    """Any change but completing (fields, assignee, done -> open)."""
+
+    type = "crm.contacts.task.updated"
+
+
+class TaskCompleted(TaskState):
+    type = "crm.contacts.task.completed"
+
+
+class TaskDeleted(TaskState):
+    type = "crm.contacts.task.deleted"
+
+
+class TaskDueSoon(TaskState):
+    """An open task reached `due_at - remind_before_minutes` (once per due time)."""
+
+    type = "crm.contacts.task.due_soon"
+
+
+class TaskOverdue(TaskState):
+    """An open task reached `due_at` (once per due time)."""
+
+    type = "crm.contacts.task.overdue"
+
+
 CONTRACTS = (
     ContactCreated,
     ContactUpdated,
@@ -168,4 +259,14 @@ CONTRACTS = (
     ActivityCreated,
     ActivityUpdated,
     ActivityDeleted,
+    RequestOpened,
+    RequestUpdated,
+    RequestResolved,
+    RequestReopened,
+    TaskCreated,
+    TaskUpdated,
+    TaskCompleted,
+    TaskDeleted,
+    TaskDueSoon,
+    TaskOverdue,
 )

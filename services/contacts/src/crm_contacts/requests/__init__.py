@@ -1,0 +1,1 @@
+"""Client requests: something a client asked for, from opening to resolution."""

@@ -1,0 +1,1 @@
+"""Tasks on a contact or deal, with due times, reminders and the scheduler that sends them."""
