@@ -17,7 +17,7 @@ from crm_contacts.activities.schemas import (
     ActivityUpdate,
     TimelineEntry,
 )
-from crm_contacts.audit.service import record
+from crm_contacts.audit.service import audit_change
 from crm_contacts.common import stale, utcnow
 from crm_contacts.contacts.models import Contact
 from crm_kernel.auth import Principal, Role
@@ -71,24 +71,6 @@ async def _publish(
     state["activity_type"] = state.pop("type")
     event = kind.model_validate({**state, **extra})
     await add_event(session, event, subject=str(read.id), actor=actor)
-
-
-def _audit(
-    session: AsyncSession,
-    principal: Principal,
-    action: str,
-    before: ActivityRead | None,
-    after: ActivityRead,
-) -> None:
-    record(
-        session,
-        actor_id=principal.user_id,
-        action=action,
-        record_type=RECORD_TYPE,
-        record_id=str(after.id),
-        before=before,
-        after=after,
-    )
 
 
 def _ensure_private_is_a_note(activity_type: str, private: bool) -> None:
@@ -160,7 +142,7 @@ async def create_activity(
         session.add(activity)
         await session.flush()
         read = to_read(activity)
-        _audit(session, principal, "create", None, read)
+        audit_change(session, principal, RECORD_TYPE, "create", None, read)
         await _publish(session, ActivityCreated, read, actor=principal.user_id)
     return read
 
@@ -248,7 +230,7 @@ async def update_activity(
             activity.updated_at = utcnow()
             await session.flush()
             read = to_read(activity)
-            _audit(session, principal, "update", before, read)
+            audit_change(session, principal, RECORD_TYPE, "update", before, read)
             await _publish(session, ActivityUpdated, read, actor=principal.user_id)
     except StaleDataError as exc:
         raise stale("activity") from exc
@@ -270,7 +252,7 @@ async def delete_activity(
             activity.deleted_at = activity.updated_at = utcnow()
             await session.flush()
             read = to_read(activity)
-            _audit(session, principal, "delete", before, read)
+            audit_change(session, principal, RECORD_TYPE, "delete", before, read)
             await _publish(
                 session,
                 ActivityDeleted,

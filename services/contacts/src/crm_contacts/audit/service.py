@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_contacts.audit.models import AuditEntry
 from crm_contacts.audit.schemas import AuditRead
 from crm_contacts.common import utcnow
+from crm_kernel.auth import Principal
 from crm_kernel.db import Database
 from crm_kernel.ids import new_id
 from crm_kernel.pagination import Page, paginate, parse_sort
@@ -42,6 +43,26 @@ def record(
             before=_snapshot(before),
             after=_snapshot(after),
         )
+    )
+
+
+def audit_change(
+    session: AsyncSession,
+    principal: Principal,
+    record_type: str,
+    action: str,
+    before: BaseModel | None,
+    after: BaseModel,
+) -> None:
+    """Audit a change the caller made to a record (`after` carries the record's `id`)."""
+    record(
+        session,
+        actor_id=principal.user_id,
+        action=action,
+        record_type=record_type,
+        record_id=str(after.id),  # type: ignore[attr-defined]
+        before=before,
+        after=after,
     )
 
 

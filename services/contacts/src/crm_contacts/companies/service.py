@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm_contacts import access, search
-from crm_contacts.audit.service import record
-from crm_contacts.common import stale, utcnow
+from crm_contacts.audit.service import audit_change
+from crm_contacts.common import publish_state, stale, utcnow
 from crm_contacts.companies.models import Company
 from crm_contacts.companies.schemas import CompanyCreate, CompanyRead, CompanyUpdate
 from crm_contacts.phones import to_e164
@@ -20,13 +18,11 @@ from crm_kernel.contracts.contacts import (
     CompanyDeleted,
     CompanyOwnerChanged,
     CompanyRestored,
-    CompanyState,
     CompanyUpdated,
 )
 from crm_kernel.db import Database
 from crm_kernel.directory import owner_filter
 from crm_kernel.ids import new_id
-from crm_kernel.outbox import add_event
 from crm_kernel.pagination import Page, paginate, parse_sort
 from crm_kernel.problems import NotFound, Unprocessable
 from crm_kernel.versioning import check_version
@@ -41,31 +37,6 @@ SORTABLE = {
 
 def to_read(company: Company) -> CompanyRead:
     return CompanyRead.model_validate(company)
-
-
-async def _publish(
-    session: AsyncSession, kind: type[CompanyState], read: CompanyRead, *, actor: str, **extra: Any
-) -> None:
-    event = kind.model_validate({**read.model_dump(mode="json"), **extra})
-    await add_event(session, event, subject=str(read.id), actor=actor)
-
-
-def _audit(
-    session: AsyncSession,
-    principal: Principal,
-    action: str,
-    before: CompanyRead | None,
-    after: CompanyRead,
-) -> None:
-    record(
-        session,
-        actor_id=principal.user_id,
-        action=action,
-        record_type=RECORD_TYPE,
-        record_id=str(after.id),
-        before=before,
-        after=after,
-    )
 
 
 async def _load(
@@ -129,8 +100,8 @@ async def create_company(
         session.add(company)
         await session.flush()
         read = to_read(company)
-        _audit(session, principal, "create", None, read)
-        await _publish(session, CompanyCreated, read, actor=principal.user_id)
+        audit_change(session, principal, RECORD_TYPE, "create", None, read)
+        await publish_state(session, CompanyCreated, read, actor=principal.user_id)
     return read
 
 
@@ -196,8 +167,8 @@ async def update_company(
             company.updated_at = utcnow()
             await session.flush()
             read = to_read(company)
-            _audit(session, principal, "update", before, read)
-            await _publish(session, CompanyUpdated, read, actor=principal.user_id)
+            audit_change(session, principal, RECORD_TYPE, "update", before, read)
+            await publish_state(session, CompanyUpdated, read, actor=principal.user_id)
     except StaleDataError as exc:
         raise stale("company") from exc
     return read
@@ -216,8 +187,8 @@ async def delete_company(
             company.deleted_at = company.updated_at = utcnow()
             await session.flush()
             read = to_read(company)
-            _audit(session, principal, "delete", before, read)
-            await _publish(session, CompanyDeleted, read, actor=principal.user_id)
+            audit_change(session, principal, RECORD_TYPE, "delete", before, read)
+            await publish_state(session, CompanyDeleted, read, actor=principal.user_id)
     except StaleDataError as exc:
         raise stale("company") from exc
 
@@ -236,8 +207,8 @@ async def restore_company(
             company.updated_at = utcnow()
             await session.flush()
             read = to_read(company)
-            _audit(session, principal, "restore", before, read)
-            await _publish(session, CompanyRestored, read, actor=principal.user_id)
+            audit_change(session, principal, RECORD_TYPE, "restore", before, read)
+            await publish_state(session, CompanyRestored, read, actor=principal.user_id)
     except StaleDataError as exc:
         raise stale("company") from exc
     return read
@@ -266,8 +237,8 @@ async def reassign_company(
             company.updated_at = utcnow()
             await session.flush()
             read = to_read(company)
-            _audit(session, principal, "reassign", before, read)
-            await _publish(
+            audit_change(session, principal, RECORD_TYPE, "reassign", before, read)
+            await publish_state(
                 session,
                 CompanyOwnerChanged,
                 read,

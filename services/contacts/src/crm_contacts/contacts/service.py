@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, cast, func, select
 from sqlalchemy.dialects.postgresql import JSONB
@@ -12,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm_contacts import access, search
-from crm_contacts.audit.service import record
-from crm_contacts.common import stale, utcnow
+from crm_contacts.audit.service import audit_change
+from crm_contacts.common import publish_state, stale, utcnow
 from crm_contacts.companies.service import ensure_usable_company
 from crm_contacts.contacts.models import ConsentEntry, Contact
 from crm_contacts.contacts.schemas import (
@@ -31,7 +30,6 @@ from crm_kernel.contracts.contacts import (
     ContactDeleted,
     ContactOwnerChanged,
     ContactRestored,
-    ContactState,
     ContactUpdated,
 )
 from crm_kernel.db import Database
@@ -60,18 +58,6 @@ def to_read(contact: Contact) -> ContactRead:
             "consent": {"email": contact.consent_email, "sms": contact.consent_sms},
         }
     )
-
-
-async def _publish(
-    session: AsyncSession,
-    kind: type[ContactState],
-    read: ContactRead,
-    *,
-    actor: str,
-    **extra: Any,
-) -> None:
-    event = kind.model_validate({**read.model_dump(mode="json"), **extra})
-    await add_event(session, event, subject=str(read.id), actor=actor)
 
 
 def _has_tag(tag: str, *, sqlite: bool) -> ColumnElement[bool]:
@@ -202,16 +188,8 @@ async def create_contact(
         session.add(contact)
         await session.flush()
         read = to_read(contact)
-        record(
-            session,
-            actor_id=principal.user_id,
-            action="create",
-            record_type=RECORD_TYPE,
-            record_id=contact.id,
-            before=None,
-            after=read,
-        )
-        await _publish(session, ContactCreated, read, actor=principal.user_id)
+        audit_change(session, principal, RECORD_TYPE, "create", None, read)
+        await publish_state(session, ContactCreated, read, actor=principal.user_id)
         for channel, granted in (("email", data.consent.email), ("sms", data.consent.sms)):
             if granted:
                 event = _record_consent(
@@ -364,16 +342,8 @@ async def update_contact(
             contact.updated_at = utcnow()
             await session.flush()
             read = to_read(contact)
-            record(
-                session,
-                actor_id=principal.user_id,
-                action="update",
-                record_type=RECORD_TYPE,
-                record_id=contact.id,
-                before=before,
-                after=read,
-            )
-            await _publish(session, ContactUpdated, read, actor=principal.user_id)
+            audit_change(session, principal, RECORD_TYPE, "update", before, read)
+            await publish_state(session, ContactUpdated, read, actor=principal.user_id)
             for event in consent_changes:
                 await add_event(session, event, subject=contact.id, actor=principal.user_id)
     except StaleDataError as exc:
@@ -394,16 +364,8 @@ async def delete_contact(
             contact.deleted_at = contact.updated_at = utcnow()
             await session.flush()
             read = to_read(contact)
-            record(
-                session,
-                actor_id=principal.user_id,
-                action="delete",
-                record_type=RECORD_TYPE,
-                record_id=contact.id,
-                before=before,
-                after=read,
-            )
-            await _publish(session, ContactDeleted, read, actor=principal.user_id)
+            audit_change(session, principal, RECORD_TYPE, "delete", before, read)
+            await publish_state(session, ContactDeleted, read, actor=principal.user_id)
     except StaleDataError as exc:
         raise stale("contact") from exc
 
@@ -422,16 +384,8 @@ async def restore_contact(
             contact.updated_at = utcnow()
             await session.flush()
             read = to_read(contact)
-            record(
-                session,
-                actor_id=principal.user_id,
-                action="restore",
-                record_type=RECORD_TYPE,
-                record_id=contact.id,
-                before=before,
-                after=read,
-            )
-            await _publish(session, ContactRestored, read, actor=principal.user_id)
+            audit_change(session, principal, RECORD_TYPE, "restore", before, read)
+            await publish_state(session, ContactRestored, read, actor=principal.user_id)
     except StaleDataError as exc:
         raise stale("contact") from exc
     return read
@@ -448,16 +402,8 @@ async def _reassign(
     contact.updated_at = utcnow()
     await session.flush()
     read = to_read(contact)
-    record(
-        session,
-        actor_id=principal.user_id,
-        action="reassign",
-        record_type=RECORD_TYPE,
-        record_id=contact.id,
-        before=before,
-        after=read,
-    )
-    await _publish(
+    audit_change(session, principal, RECORD_TYPE, "reassign", before, read)
+    await publish_state(
         session,
         ContactOwnerChanged,
         read,

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm_contacts import access
-from crm_contacts.audit.service import record
-from crm_contacts.common import stale, utcnow
+from crm_contacts.audit.service import audit_change
+from crm_contacts.common import publish_state, stale, utcnow
 from crm_contacts.contacts.models import Contact
 from crm_contacts.requests.models import ClientRequest
 from crm_contacts.requests.schemas import (
@@ -31,7 +31,6 @@ from crm_kernel.contracts.contacts import (
 from crm_kernel.db import Database
 from crm_kernel.directory import owner_filter
 from crm_kernel.ids import new_id
-from crm_kernel.outbox import add_event
 from crm_kernel.pagination import Page, paginate, parse_sort
 from crm_kernel.problems import Conflict, Forbidden, NotFound, Unprocessable
 from crm_kernel.versioning import check_version
@@ -53,31 +52,6 @@ def _visible(principal: Principal) -> Select[Any]:
         select(ClientRequest)
         .join(Contact, Contact.id == ClientRequest.contact_id)
         .where(Contact.deleted_at.is_(None), owner_filter(principal, Contact.owner_id))
-    )
-
-
-async def _publish(
-    session: AsyncSession, kind: type[RequestState], read: RequestRead, *, actor: str
-) -> None:
-    event = kind.model_validate(read.model_dump(mode="json"))
-    await add_event(session, event, subject=str(read.id), actor=actor)
-
-
-def _audit(
-    session: AsyncSession,
-    principal: Principal,
-    action: str,
-    before: RequestRead | None,
-    after: RequestRead,
-) -> None:
-    record(
-        session,
-        actor_id=principal.user_id,
-        action=action,
-        record_type=RECORD_TYPE,
-        record_id=str(after.id),
-        before=before,
-        after=after,
     )
 
 
@@ -149,8 +123,8 @@ async def open_request(*, db: Database, principal: Principal, data: RequestCreat
         session.add(request)
         await session.flush()
         read = to_read(request)
-        _audit(session, principal, "create", None, read)
-        await _publish(session, RequestOpened, read, actor=principal.user_id)
+        audit_change(session, principal, RECORD_TYPE, "create", None, read)
+        await publish_state(session, RequestOpened, read, actor=principal.user_id)
     return read
 
 
@@ -240,8 +214,8 @@ async def update_request(
             request.updated_at = utcnow()
             await session.flush()
             read = to_read(request)
-            _audit(session, principal, "update", before, read)
-            await _publish(session, kind, read, actor=principal.user_id)
+            audit_change(session, principal, RECORD_TYPE, "update", before, read)
+            await publish_state(session, kind, read, actor=principal.user_id)
     except StaleDataError as exc:
         raise stale("request") from exc
     return read

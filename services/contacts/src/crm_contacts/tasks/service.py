@@ -11,7 +11,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm_contacts import access
-from crm_contacts.audit.service import record
+from crm_contacts.audit.service import audit_change
 from crm_contacts.common import stale, utcnow
 from crm_contacts.contacts.models import Contact
 from crm_contacts.tasks.models import Task
@@ -68,24 +68,6 @@ async def publish(
     state = to_read(task).model_dump(mode="json")
     state["deleted_at"] = task.deleted_at.isoformat() if task.deleted_at else None
     await add_event(session, kind.model_validate(state), subject=task.id, actor=actor)
-
-
-def _audit(
-    session: AsyncSession,
-    principal: Principal,
-    action: str,
-    before: TaskRead | None,
-    after: TaskRead,
-) -> None:
-    record(
-        session,
-        actor_id=principal.user_id,
-        action=action,
-        record_type=RECORD_TYPE,
-        record_id=str(after.id),
-        before=before,
-        after=after,
-    )
 
 
 def _remind_at(due_at: datetime, remind_before_minutes: int | None) -> datetime | None:
@@ -182,7 +164,7 @@ async def create_task(*, db: Database, principal: Principal, data: TaskCreate) -
         session.add(task)
         await session.flush()
         read = to_read(task)
-        _audit(session, principal, "create", None, read)
+        audit_change(session, principal, RECORD_TYPE, "create", None, read)
         await publish(session, TaskCreated, task, actor=principal.user_id)
     return read
 
@@ -277,7 +259,7 @@ async def update_task(
             task.updated_at = utcnow()
             await session.flush()
             read = to_read(task)
-            _audit(session, principal, "update", before, read)
+            audit_change(session, principal, RECORD_TYPE, "update", before, read)
             await publish(session, kind, task, actor=principal.user_id)
     except StaleDataError as exc:
         raise stale("task") from exc
@@ -296,7 +278,7 @@ async def delete_task(
             before = to_read(task)
             task.deleted_at = task.updated_at = utcnow()
             await session.flush()
-            _audit(session, principal, "delete", before, to_read(task))
+            audit_change(session, principal, RECORD_TYPE, "delete", before, to_read(task))
             await publish(session, TaskDeleted, task, actor=principal.user_id)
     except StaleDataError as exc:
         raise stale("task") from exc
