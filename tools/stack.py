@@ -79,6 +79,7 @@ class StackConfig:
     admin_email: str = "admin@example.com"
     admin_password: str = ""
     jwt_secret: str = ""
+    signing_secret: str = ""
     public_url: str = ""
     env: dict[str, str] = field(default_factory=dict)
 
@@ -97,6 +98,7 @@ class StackConfig:
             admin_email=environ.get("CRM_ADMIN_EMAIL", "admin@example.com"),
             admin_password=environ.get("CRM_ADMIN_PASSWORD", ""),
             jwt_secret=environ.get("CRM_JWT_SECRET", ""),
+            signing_secret=environ.get("CRM_SIGNING_SECRET", ""),
             public_url=environ.get("CRM_PUBLIC_URL", ""),
         )
 
@@ -108,6 +110,10 @@ class StackConfig:
             )
         if not self.jwt_secret:
             self.jwt_secret = _secret_file(self.data_dir / "jwt-secret", secrets.token_urlsafe(48))
+        if not self.signing_secret:
+            self.signing_secret = _secret_file(
+                self.data_dir / "signing-secret", secrets.token_urlsafe(48)
+            )
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.ports['gateway']}"
 
@@ -170,6 +176,7 @@ class Stack:
                 "CRM_DATA_DIR": str(config.data_dir),
                 "NATS_URL": self.nats_url,
                 "CRM_JWT_SECRET": config.jwt_secret,
+                "CRM_SIGNING_SECRET": config.signing_secret,
                 "CRM_PUBLIC_URL": config.public_url,
                 "CRM_ADMIN_EMAIL": config.admin_email,
                 "CRM_ADMIN_PASSWORD": config.admin_password,

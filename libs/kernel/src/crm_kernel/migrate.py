@@ -53,7 +53,9 @@ def _upgrade_all(connection: Connection, scripts: Sequence[tuple[Path, str]]) ->
         key = zlib.crc32(str(connection.engine.url.database).encode())
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
     for location, version_table in scripts:
-        command.upgrade(_config(location, version_table, connection), "head")
+        # "heads": independent branches of a service's history (work landing in parallel)
+        # are all applied; a merge revision joins them when convenient.
+        command.upgrade(_config(location, version_table, connection), "heads")
 
 
 async def migrate(db: Database, service_scripts: Path | None) -> None:

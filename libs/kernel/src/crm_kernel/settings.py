@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -43,6 +44,8 @@ class ServiceSettings(BaseSettings):
     redis_url: str = Field(default="", alias="REDIS_URL")
     public_url: str = Field(default="http://127.0.0.1:8000", alias="CRM_PUBLIC_URL")
     jwt_secret: str = Field(default="", alias="CRM_JWT_SECRET")
+    # Signs public links (crm_kernel.signing); unset: derived from the JWT secret.
+    signing_secret: str = Field(default="", alias="CRM_SIGNING_SECRET")
     jwt_public_key: str = Field(default="", alias="CRM_JWT_PUBLIC_KEY")
     jwt_issuer: str = Field(default="crm-gateway", alias="CRM_JWT_ISSUER")
     jwt_audience: str = Field(default="crm", alias="CRM_JWT_AUDIENCE")
@@ -54,6 +57,14 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field(default="info", alias="LOG_LEVEL")
     # uvicorn worker processes in one replica (scale out with replicas first).
     workers: int = Field(default=1, alias="WORKERS")
+
+    def signing_key(self) -> bytes:
+        """The key for public-link tokens: its own secret, or one derived from the JWT secret."""
+        if self.signing_secret:
+            return self.signing_secret.encode()
+        if not self.jwt_secret:
+            raise ValueError("CRM_SIGNING_SECRET (or CRM_JWT_SECRET) must be set")
+        return hashlib.sha256(b"crm-signing:" + self.jwt_secret.encode()).digest()
 
     @model_validator(mode="after")
     def _service_defaults(self) -> ServiceSettings:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from crm_kernel.contracts import contacts, deals, gateway, notifications
+from crm_kernel.contracts import campaigns, contacts, deals, gateway, notifications, reports
 from crm_kernel.events import IntegrationEvent
 
 SERVICES = ("gateway", "contacts", "deals", "campaigns", "notifications", "reports")
 DEAD_LETTER_STREAM = "CRM_DEAD_LETTERS"
 DEAD_LETTER_PREFIX = "crm.dead_letter"
 
-_MODULES = (gateway, contacts, deals, notifications)
+_MODULES = (gateway, contacts, deals, campaigns, notifications, reports)
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,146 @@ class TaskOverdue(TaskState):
     type = "crm.contacts.task.overdue"
 
 
+class ContactMerged(ContactState):
+    """`merged_id` was merged into this contact (the survivor, whose state this is).
+
+    Other services re-point their references from `merged_id` to `id` and treat
+    `merged_id` as gone.
+    """
+
+    type = "crm.contacts.contact.merged"
+    merged_id: str
+
+
+class ContactErased(IntegrationEvent):
+    """A privacy request erased this person: every service removes its personal data.
+
+    Carries the addresses being erased (and nothing else personal) so a messaging
+    service can put them on its suppression list before forgetting them.
+    """
+
+    type = "crm.contacts.contact.erased"
+    id: str
+    erased_at: str
+    actor_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class LeadReceived(IntegrationEvent):
+    """A lead came in (API, web form, import) and was given an owner.
+
+    `contact_id` is the new or the existing (de-duplicated) contact. The deals
+    service opens a deal in `pipeline_id` (None: the default pipeline);
+    notifications tells the owner.
+    """
+
+    type = "crm.contacts.lead.received"
+    id: str
+    contact_id: str
+    is_new_contact: bool
+    owner_id: str
+    source: str  # api, web_form, import, manual ...
+    form_key: str | None = None
+    rule_id: str | None = None
+    pipeline_id: str | None = None
+    title: str | None = None
+    message: str | None = None
+    # Expected deal size, a decimal string with an ISO 4217 currency, if the form asked.
+    amount: str | None = None
+    currency: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    utm_term: str | None = None
+    utm_content: str | None = None
+    received_at: str
+
+
+class OwnerReassigned(IntegrationEvent):
+    """A bulk reassignment finished (offboarding or a head of sales' bulk move).
+
+    One event per job, for notifications to tell the new owner; each record also
+    gets its own `owner_changed` event.
+    """
+
+    type = "crm.contacts.owner.reassigned"
+    job_id: str
+    previous_owner_id: str
+    owner_id: str
+    contacts: int
+    companies: int
+    reason: str  # offboarding, bulk
+    actor_id: str | None = None
+    at: str
+
+
+class SegmentState(IntegrationEvent):
+    """A segment's whole definition.
+
+    `kind` "dynamic": members are the contacts matching `filter` (the kernel's
+    filter language, `crm_kernel.filters`), evaluated by each service on its own
+    replica. `kind` "static": members are listed by `SegmentMembersChanged`.
+    """
+
+    id: str
+    name: str
+    kind: str  # static, dynamic
+    filter: dict[str, object] | None = None
+    owner_id: str
+    version: int
+    created_at: str
+    updated_at: str
+    deleted_at: str | None = None
+
+
+class SegmentCreated(SegmentState):
+    type = "crm.contacts.segment.created"
+
+
+class SegmentUpdated(SegmentState):
+    type = "crm.contacts.segment.updated"
+
+
+class SegmentDeleted(SegmentState):
+    type = "crm.contacts.segment.deleted"
+
+
+class SegmentMembersChanged(IntegrationEvent):
+    """Static segment members added or removed (at most 1,000 ids per event)."""
+
+    type = "crm.contacts.segment.members_changed"
+    segment_id: str
+    added: list[str] = []
+    removed: list[str] = []
+    at: str
+
+
+class BulkReadSuspected(IntegrationEvent):
+    """A user read more distinct contacts in the sliding hour than allowed (once per window)."""
+
+    type = "crm.contacts.security.bulk_read_suspected"
+    user_id: str
+    distinct_contacts: int
+    threshold: int
+    window_started_at: str
+    at: str
+
+
+class CreateTask(IntegrationEvent):
+    """Command: create a task (pipeline automation); `key` makes a repeat a no-op."""
+
+    type = "crm.contacts.task.create"
+    is_command = True
+    key: str
+    title: str
+    due_at: str
+    assignee_id: str
+    contact_id: str | None = None
+    deal_id: str | None = None
+    remind_before_minutes: int | None = None
+
+
 CONTRACTS = (
     ContactCreated,
     ContactUpdated,
@@ -269,4 +409,14 @@ CONTRACTS = (
     TaskDeleted,
     TaskDueSoon,
     TaskOverdue,
+    ContactMerged,
+    ContactErased,
+    LeadReceived,
+    OwnerReassigned,
+    SegmentCreated,
+    SegmentUpdated,
+    SegmentDeleted,
+    SegmentMembersChanged,
+    BulkReadSuspected,
+    CreateTask,
 )

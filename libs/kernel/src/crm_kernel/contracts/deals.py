@@ -99,6 +99,10 @@ class DealState(IntegrationEvent):
     lost_reason: str | None = None
     lost_comment: str | None = None
     source_campaign_id: str | None = None
+    # Where the deal came from (lead source such as web_form, api, import; manual
+    # when created by hand) and the lead that opened it, for lead-mix reports.
+    source: str | None = None
+    lead_id: str | None = None
     stage_entered_at: str
     closed_at: str | None = None
     version: int
@@ -212,9 +216,20 @@ class OrderState(IntegrationEvent):
     total: str
     currency: str
     status: str  # created, invoiced, paid, shipped, delivered, cancelled
+    # A signed, expiring public link to the order's status page (for the client).
+    status_url: str | None = None
     version: int
     created_at: str
     updated_at: str
+
+
+class DealStalled(DealState):
+    """An open deal stayed in its stage longer than an automation rule allows (once per stay)."""
+
+    type = "crm.deals.deal.stalled"
+    automation_id: str
+    days_in_stage: int
+    threshold_days: int
 
 
 class OrderCreated(OrderState):
@@ -243,4 +258,5 @@ CONTRACTS: tuple[type[IntegrationEvent], ...] = (
     ProposalStatusChanged,
     OrderCreated,
     OrderStatusChanged,
+    DealStalled,
 )

@@ -39,4 +39,17 @@ class TeamUpdated(TeamChanged):
     type = "crm.gateway.team.updated"
 
 
-CONTRACTS = (UserCreated, UserUpdated, TeamCreated, TeamUpdated)
+class UserOffboarded(IntegrationEvent):
+    """A user left: deactivated, sessions and API keys revoked.
+
+    Contacts and deals reassign everything the user owns to `successor_id`.
+    """
+
+    type = "crm.gateway.user.offboarded"
+    user_id: str
+    successor_id: str
+    actor_id: str
+    at: str
+
+
+CONTRACTS = (UserCreated, UserUpdated, TeamCreated, TeamUpdated, UserOffboarded)

@@ -24,6 +24,8 @@ class SendEmail(IntegrationEvent):
     source_id: str | None = None
     # A signed one-click unsubscribe link; adds List-Unsubscribe headers.
     unsubscribe_url: str | None = None
+    # The contact addressed, when known: consent and preferences are checked on it.
+    contact_id: str | None = None
 
 
 class SendSms(IntegrationEvent):
@@ -36,6 +38,7 @@ class SendSms(IntegrationEvent):
     category: str = "transactional"
     source_type: str | None = None
     source_id: str | None = None
+    contact_id: str | None = None
 
 
 class SendBulkEmail(SendEmail):
@@ -44,6 +47,56 @@ class SendBulkEmail(SendEmail):
     type = "crm.notifications.bulk.email"
     work_stream: ClassVar[str] = "CRM_NOTIFICATIONS_BULK_COMMANDS"
     category: str = "bulk"
+
+
+class SendBulkSms(SendSms):
+    """A campaign's SMS: the bulk stream and worker pool, like `SendBulkEmail`."""
+
+    type = "crm.notifications.bulk.sms"
+    work_stream: ClassVar[str] = "CRM_NOTIFICATIONS_BULK_COMMANDS"
+    category: str = "bulk"
+
+
+class SendInApp(IntegrationEvent):
+    """A notice for staff, shown in the app: to one user, or to every active user of a role."""
+
+    type = "crm.notifications.send.in_app"
+    is_command = True
+
+    key: str
+    user_id: str | None = None
+    role: str | None = None
+    title: str
+    body: str = ""
+    # A path in the web app the notice links to, e.g. /deals/<id>.
+    link: str | None = None
+    category: str = "system"
+    source_type: str | None = None
+    source_id: str | None = None
+
+
+class SendWebhook(IntegrationEvent):
+    """Deliver one payload to the admin-managed webhook subscriptions matching `event_type`."""
+
+    type = "crm.notifications.send.webhook"
+    is_command = True
+
+    key: str
+    event_type: str
+    payload: dict[str, object]
+
+
+class InAppNoticeCreated(IntegrationEvent):
+    """A notice was stored for `user_id`; the gateway's live stream forwards it to them."""
+
+    type = "crm.notifications.in_app.created"
+    id: str
+    user_id: str
+    title: str
+    body: str
+    link: str | None = None
+    category: str
+    created_at: str
 
 
 class DeliveryChanged(IntegrationEvent):
@@ -57,6 +110,7 @@ class DeliveryChanged(IntegrationEvent):
     attempts: int
     source_type: str | None = None
     source_id: str | None = None
+    contact_id: str | None = None
     error: str | None = None
     at: str
 
@@ -73,4 +127,35 @@ class DeliverySuppressed(DeliveryChanged):
     type = "crm.notifications.delivery.suppressed"
 
 
-CONTRACTS = (SendEmail, SendSms, SendBulkEmail, DeliverySent, DeliveryFailed, DeliverySuppressed)
+class DeliveryDelivered(DeliveryChanged):
+    """The provider confirmed delivery to the handset or mailbox (SMS status callback)."""
+
+    type = "crm.notifications.delivery.delivered"
+
+
+class DeliveryBounced(DeliveryChanged):
+    """A bounce or complaint arrived after sending (DSN, provider webhook).
+
+    `error` holds the reason; `complaint` True for a spam complaint. The address is
+    suppressed when the bounce is permanent or a complaint.
+    """
+
+    type = "crm.notifications.delivery.bounced"
+    permanent: bool = True
+    complaint: bool = False
+
+
+CONTRACTS = (
+    SendEmail,
+    SendSms,
+    SendBulkEmail,
+    SendBulkSms,
+    SendInApp,
+    SendWebhook,
+    InAppNoticeCreated,
+    DeliverySent,
+    DeliveryFailed,
+    DeliverySuppressed,
+    DeliveryDelivered,
+    DeliveryBounced,
+)
