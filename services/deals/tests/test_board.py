@@ -182,3 +182,59 @@ async def test_a_renamed_contact_shows_its_new_name_and_a_late_old_event_changes
     )
     got = await api.get(f"/deals/{deal['id']}", headers=admin.headers)
     assert got.json()["contact_name"] == "Анна Иванова"
+
+
+async def test_running_totals_match_a_count_of_the_deals_after_every_kind_of_change(
+    api: httpx.AsyncClient, admin: User, add_users: Callable[..., Awaitable[None]]
+) -> None:
+    rep = new_user(Role.SALES_REP)
+    await add_users(rep)
+    pipeline = await default_pipeline(api, admin)
+    stages = [s["id"] for s in pipeline["stages"]]
+    extra = await api.post(
+        f"/pipelines/{pipeline['id']}/stages",
+        json={"name": f"Extra {uuid.uuid4().hex[:6]}", "probability": 30},
+        headers=admin.headers,
+    )
+    assert extra.status_code in (200, 201), extra.text
+    doomed = next(s["id"] for s in extra.json()["stages"] if s["id"] not in stages)
+    deals = [
+        await create_deal(api, admin, amount="10.10", currency="RUB"),
+        await create_deal(api, admin, amount="5", currency="EUR", stage_id=stages[1]),
+        await create_deal(api, admin, currency="USD", stage_id=doomed),
+        await create_deal(api, rep, amount="7.77", currency="RUB", stage_id=doomed),
+        await create_deal(api, rep, amount="1", currency="RUB"),
+    ]
+
+    async def call(method: str, url: str, **body: Any) -> None:
+        response = await api.request(method, url, json=body or None, headers=admin.headers)
+        assert response.status_code == 200, response.text
+
+    await call("PATCH", f"/deals/{deals[0]['id']}", amount="20.20", currency="EUR")
+    await call("PATCH", f"/deals/{deals[1]['id']}", owner_id=rep.id, amount=None)
+    await call("PATCH", f"/deals/{deals[2]['id']}", amount="3")
+    await call("POST", f"/deals/{deals[0]['id']}/move", stage_id=stages[2])
+    await call("POST", f"/deals/{deals[4]['id']}/win")
+    await call("POST", f"/deals/{deals[1]['id']}/lose", reason="price")
+    await call("POST", f"/deals/{deals[1]['id']}/reopen")
+    deleted = await api.delete(
+        f"/pipelines/{pipeline['id']}/stages/{doomed}",
+        params={"target_stage_id": stages[3]},
+        headers=admin.headers,
+    )
+    assert deleted.status_code == 200, deleted.text
+    # With a period the board counts the deals themselves; without, it sums running totals.
+    for user in (admin, rep):
+        kept = await _board(api, user, pipeline["id"])
+        counted = await _board(api, user, pipeline["id"], created_from="2000-01-01T00:00:00Z")
+        assert [(c["count"], c["totals"]) for c in kept["stages"]] == [
+            (c["count"], c["totals"]) for c in counted["stages"]
+        ]
+    admin_board = await _board(api, admin, pipeline["id"])
+    assert sum(c["count"] for c in admin_board["stages"]) == 5
+    meeting = next(c for c in admin_board["stages"] if c["stage"]["id"] == stages[3])
+    assert meeting["count"] == 2
+    assert meeting["totals"] == [
+        {"currency": "RUB", "amount": "7.77", "weighted_amount": "5.44"},
+        {"currency": "USD", "amount": "3.00", "weighted_amount": "2.10"},
+    ]

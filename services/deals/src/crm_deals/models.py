@@ -12,6 +12,8 @@ class Base(DeclarativeBase):
 
 def load_all_models() -> None:
     """Import every models module, so `Base.metadata` is complete (Alembic, tests)."""
+    import crm_deals.automations.models
+    import crm_deals.board.totals
     import crm_deals.contact_replica
     import crm_deals.deals.models
     import crm_deals.orders.models

@@ -29,6 +29,11 @@ class DealsSettings(ServiceSettings):
     # `POST /deals/{id}/lose` also takes free text in `comment`.
     lost_reasons_list: str = Field(default=",".join(DEFAULT_LOST_REASONS), alias="CRM_LOST_REASONS")
 
+    # How long a client's signed order-status link works.
+    order_link_days: int = Field(default=90, ge=1, le=3650, alias="CRM_ORDER_LINK_DAYS")
+    # Seconds between two checks for stalled deals (one replica checks, by lease).
+    stalled_check_seconds: float = Field(default=300, gt=0, alias="CRM_STALLED_CHECK_SECONDS")
+
     @property
     def lost_reasons(self) -> tuple[str, ...]:
         return tuple(part.strip() for part in self.lost_reasons_list.split(",") if part.strip())

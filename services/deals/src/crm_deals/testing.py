@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ import orjson
 
 from crm_deals.settings import DealsSettings
 from crm_kernel.auth import Role
+from crm_kernel.bus import Bus
+from crm_kernel.contracts.contacts import LeadReceived
+from crm_kernel.events import IntegrationEvent
 from crm_kernel.testing import TEST_JWT_SECRET, issue_token, wait_until
 
 
@@ -90,4 +94,60 @@ async def wait_for_events(
         return predicate(found)
 
     await wait_until(check, timeout=30, interval=0.1, message=message)
+    return found
+
+
+def contact_state(
+    contact_id: str, owner_id: str, version: int = 1, **fields: Any
+) -> dict[str, Any]:
+    """The data of a contact event as the contacts service would publish it."""
+    now = datetime.now(UTC).isoformat()
+    return {
+        "id": contact_id,
+        "first_name": "Anna",
+        "last_name": "Petrova",
+        "email": "anna@example.com",
+        "phone": "+79990001122",
+        "owner_id": owner_id,
+        "consent": {"email": False, "sms": False},
+        "version": version,
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+
+
+def lead_received(contact_id: str, owner_id: str, **fields: Any) -> LeadReceived:
+    return LeadReceived.model_validate(
+        {
+            "id": str(uuid.uuid4()),
+            "contact_id": contact_id,
+            "is_new_contact": True,
+            "owner_id": owner_id,
+            "source": "web_form",
+            "received_at": datetime.now(UTC).isoformat(),
+            **fields,
+        }
+    )
+
+
+async def republish(bus: Bus, event: IntegrationEvent) -> None:
+    """Publish the event again under a new envelope id: past JetStream's de-duplication and the inbox."""
+    await bus.publish(event.envelope(subject=getattr(event, "id", None)))
+
+
+async def deals_of(
+    api: httpx.AsyncClient, user: User, count: int | None = None, **filters: Any
+) -> list[dict[str, Any]]:
+    """The deals the user sees with these filters; with `count`, wait until there are that many."""
+    found: list[dict[str, Any]] = []
+
+    async def check() -> bool:
+        nonlocal found
+        response = await api.get("/deals", params={"limit": 200, **filters}, headers=user.headers)
+        assert response.status_code == 200, response.text
+        found = response.json()["items"]
+        return count is None or len(found) == count
+
+    await wait_until(check, timeout=30, interval=0.1, message=f"{count} deals with {filters}")
     return found

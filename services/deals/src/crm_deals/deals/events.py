@@ -28,6 +28,8 @@ def deal_state(deal: Deal) -> dict[str, Any]:
         "lost_reason": deal.lost_reason,
         "lost_comment": deal.lost_comment,
         "source_campaign_id": deal.source_campaign_id,
+        "source": deal.source,
+        "lead_id": deal.lead_id,
         "stage_entered_at": deal.stage_entered_at.isoformat(),
         "closed_at": deal.closed_at.isoformat() if deal.closed_at else None,
         "version": deal.version,

@@ -31,6 +31,10 @@ class Deal(Base):
     lost_reason: Mapped[str | None] = mapped_column(String(100))
     lost_comment: Mapped[str | None] = mapped_column(String(1000))
     source_campaign_id: Mapped[str | None] = mapped_column(String(36))
+    # Where the deal came from (a lead's source, or "manual") and the lead that
+    # opened it: one deal per lead, whatever the redeliveries (unique index).
+    source: Mapped[str | None] = mapped_column(String(50))
+    lead_id: Mapped[str | None] = mapped_column(String(36))
     stage_entered_at: Mapped[datetime] = mapped_column(UtcDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # In the WHERE clause of every update (SQLAlchemy's version counter): two
@@ -57,6 +61,7 @@ class Deal(Base):
         # A rep's own deals in lists.
         Index("ix_deals_owner_created", "owner_id", "created_at", "id"),
         Index("ix_deals_created", "created_at", "id"),
+        Index("ux_deals_lead", "lead_id", unique=True),
     )
 
 

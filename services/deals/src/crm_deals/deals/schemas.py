@@ -109,6 +109,8 @@ class DealRead(BaseModel):
     lost_reason: str | None
     lost_comment: str | None
     source_campaign_id: uuid.UUID | None
+    source: str | None = Field(default=None, description="Lead source, or manual.")
+    lead_id: uuid.UUID | None = None
     stage_entered_at: datetime
     closed_at: datetime | None
     version: int

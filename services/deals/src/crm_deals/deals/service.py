@@ -72,7 +72,8 @@ def _invalid(field: str, message: str, detail: str | None = None) -> Unprocessab
 
 
 def to_read(deal: Deal, contact_name: str | None = None) -> DealRead:
-    return DealRead.model_validate({**deal_state(deal), "contact_name": contact_name})
+    # An erased contact's replica row has an empty name: shown as unknown.
+    return DealRead.model_validate({**deal_state(deal), "contact_name": contact_name or None})
 
 
 def with_contact_name(query: Select[Any]) -> Select[Any]:
@@ -198,41 +199,44 @@ async def create_deal(
             contact_id=str(data.contact_id) if data.contact_id else None,
             company_id=str(data.company_id) if data.company_id else None,
             pipeline_id=pipeline_id,
-            stage_id=stage.id,
             owner_id=owner_id,
             amount=data.amount,
             currency=currency,
             expected_close_date=data.expected_close_date,
-            status=DealStatus.OPEN.value,
-            lost_reason=None,
-            lost_comment=None,
             source_campaign_id=str(data.source_campaign_id) if data.source_campaign_id else None,
-            stage_entered_at=now,
-            closed_at=None,
-            created_at=now,
-            updated_at=now,
+            source="manual",
         )
-        session.add(deal)
-        await session.flush()
-        transition = await enter_stage(
-            session,
-            deal,
-            stages=stages,
-            to=stage,
-            reason="create",
-            actor=principal.user_id,
-            now=now,
-            created=True,
-        )
-        await session.flush()
-        await _confirm_stage_live(session, stage)
-        await add_event(
-            session,
-            deal_event(DealCreated, deal, transition=transition),
-            subject=deal.id,
-            actor=principal.user_id,
+        await insert_deal(
+            session, deal, stage=stage, stages=stages, actor=principal.user_id, now=now
         )
         return to_read(deal, await _contact_name(session, deal.contact_id))
+
+
+async def insert_deal(
+    session: AsyncSession,
+    deal: Deal,
+    *,
+    stage: Stage,
+    stages: Sequence[Stage],
+    actor: str | None,
+    now: datetime,
+) -> None:
+    """Open `deal` (its own fields set) in `stage`: first stay, `created` event to the outbox."""
+    deal.stage_id = stage.id
+    deal.status = DealStatus.OPEN.value
+    deal.stage_entered_at = now
+    deal.created_at = now
+    deal.updated_at = now
+    session.add(deal)
+    await session.flush()
+    transition = await enter_stage(
+        session, deal, stages=stages, to=stage, reason="create", actor=actor, now=now, created=True
+    )
+    await session.flush()
+    await _confirm_stage_live(session, stage)
+    await add_event(
+        session, deal_event(DealCreated, deal, transition=transition), subject=deal.id, actor=actor
+    )
 
 
 async def get_deal(*, db: Database, principal: Principal, deal_id: str) -> DealRead:

@@ -32,3 +32,16 @@ class Order(Base):
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (Index("ix_orders_deal_created", "deal_id", "created_at", "id"),)
+
+
+class OrderStatusRecord(Base):
+    """Every status an order took and when (the client's status page shows them)."""
+
+    __tablename__ = "order_status_changes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(36), ForeignKey("orders.id"))
+    status: Mapped[str] = mapped_column(String(10))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_order_status_changes_order", "order_id", "at"),)

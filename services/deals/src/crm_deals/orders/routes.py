@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from crm_deals.common import Seller
 from crm_deals.orders import service
-from crm_deals.orders.schemas import OrderRead, OrderStatus, OrderStatusChange
+from crm_deals.orders.links import OrderLinksDep
+from crm_deals.orders.schemas import OrderRead, OrderStatus, OrderStatusChange, PublicOrderRead
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
@@ -57,6 +58,7 @@ async def change_order_status(
     db: DatabaseDep,
     expected: IfMatch,
     response: Response,
+    links: OrderLinksDep,
 ) -> OrderRead:
     """created -> invoiced -> paid -> shipped -> delivered, or cancelled before the end; else 409."""
     order = await service.change_status(
@@ -65,6 +67,19 @@ async def change_order_status(
         order_id=str(order_id),
         status=data.status,
         expected_version=expected,
+        links=links,
     )
     response.headers["ETag"] = etag(order.version)
     return order
+
+
+# Unauthenticated: the gateway forwards its public order-status page here (public-routes.md).
+public_router = APIRouter(prefix="/public/orders", tags=["public"])
+
+
+@public_router.get("/{token}")
+async def public_order_status(
+    token: Annotated[str, Path(max_length=2000)], db: DatabaseDep, links: OrderLinksDep
+) -> PublicOrderRead:
+    """The status of the order a signed link names; 404 for a bad, tampered or expired token."""
+    return await service.public_order(db=db, links=links, token=token)

@@ -46,3 +46,19 @@ class OrderRead(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class StatusAt(BaseModel):
+    status: OrderStatus
+    at: datetime
+
+
+class PublicOrderRead(BaseModel):
+    """What the client sees through the signed link: the order only, nothing personal."""
+
+    number: str
+    status: OrderStatus
+    status_history: list[StatusAt]
+    total: str
+    currency: str
+    updated_at: datetime

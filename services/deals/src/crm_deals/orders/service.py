@@ -11,8 +11,15 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from crm_deals.deals.models import Deal
 from crm_deals.money import money_str
-from crm_deals.orders.models import Order
-from crm_deals.orders.schemas import TRANSITIONS, OrderRead, OrderStatus
+from crm_deals.orders.links import OrderLinks
+from crm_deals.orders.models import Order, OrderStatusRecord
+from crm_deals.orders.schemas import (
+    TRANSITIONS,
+    OrderRead,
+    OrderStatus,
+    PublicOrderRead,
+    StatusAt,
+)
 from crm_deals.proposals.models import Proposal
 from crm_kernel.auth import Principal
 from crm_kernel.contracts.deals import OrderCreated, OrderStatusChanged
@@ -22,6 +29,7 @@ from crm_kernel.ids import new_id
 from crm_kernel.outbox import add_event
 from crm_kernel.pagination import Page, paginate, parse_sort
 from crm_kernel.problems import Conflict, NotFound, PreconditionFailed
+from crm_kernel.signing import BadToken
 from crm_kernel.versioning import check_version
 
 SORTABLE = {"created_at": Order.created_at, "updated_at": Order.updated_at}
@@ -42,12 +50,21 @@ def _state(order: Order) -> dict[str, Any]:
     }
 
 
+def _event_state(order: Order, owner_id: str, links: OrderLinks | None) -> dict[str, Any]:
+    status_url = links.url(order.id) if links else None
+    return {**_state(order), "owner_id": owner_id, "status_url": status_url}
+
+
+def _record_status(session: AsyncSession, order: Order, at: datetime) -> None:
+    session.add(OrderStatusRecord(id=str(new_id()), order_id=order.id, status=order.status, at=at))
+
+
 def to_read(order: Order) -> OrderRead:
     return OrderRead.model_validate(_state(order))
 
 
 async def create_from_proposal(
-    session: AsyncSession, proposal: Proposal, deal: Deal, actor: str
+    session: AsyncSession, proposal: Proposal, deal: Deal, actor: str, links: OrderLinks | None
 ) -> Order:
     """The order of an accepted proposal (inside the accepting transaction)."""
     now = datetime.now(UTC)
@@ -63,10 +80,11 @@ async def create_from_proposal(
         updated_at=now,
     )
     session.add(order)
+    _record_status(session, order, now)
     await session.flush()
     await add_event(
         session,
-        OrderCreated.model_validate({**_state(order), "owner_id": deal.owner_id}),
+        OrderCreated.model_validate(_event_state(order, deal.owner_id, links)),
         subject=order.id,
         actor=actor,
     )
@@ -118,6 +136,7 @@ async def change_status(
     order_id: str,
     status: OrderStatus,
     expected_version: int | None,
+    links: OrderLinks | None,
 ) -> OrderRead:
     """Move an order one legal step (or cancel it); 409 for an illegal transition."""
     try:
@@ -143,11 +162,12 @@ async def change_status(
                 )
             order.status = status.value
             order.updated_at = datetime.now(UTC)
+            _record_status(session, order, order.updated_at)
             await session.flush()
             await add_event(
                 session,
                 OrderStatusChanged.model_validate(
-                    {**_state(order), "owner_id": owner_id, "previous_status": current.value}
+                    {**_event_state(order, owner_id, links), "previous_status": current.value}
                 ),
                 subject=order.id,
                 actor=principal.user_id,
@@ -155,3 +175,37 @@ async def change_status(
     except StaleDataError as exc:
         raise PreconditionFailed("The order was changed by someone else; reload it.") from exc
     return to_read(order)
+
+
+def order_number(order: Order) -> str:
+    """A short number to quote on the phone: the random tail of the order's id, upper-case."""
+    return order.id.replace("-", "")[-10:].upper()
+
+
+async def public_order(*, db: Database, links: OrderLinks | None, token: str) -> PublicOrderRead:
+    """The order a signed link names, with its status history; 404 for any bad token."""
+    try:
+        if links is None:
+            raise BadToken("links are off")
+        order_id = links.order_id(token)
+    except BadToken as exc:
+        raise NotFound("This link is not valid.") from exc
+    async with db.session() as session:
+        order = await session.get(Order, order_id)
+        if order is None:
+            raise NotFound("This link is not valid.")
+        history = (
+            await session.scalars(
+                select(OrderStatusRecord)
+                .where(OrderStatusRecord.order_id == order.id)
+                .order_by(OrderStatusRecord.at, OrderStatusRecord.id)
+            )
+        ).all()
+    return PublicOrderRead(
+        number=order_number(order),
+        status=OrderStatus(order.status),
+        status_history=[StatusAt(status=OrderStatus(h.status), at=h.at) for h in history],
+        total=money_str(order.total, order.currency) or "0",
+        currency=order.currency,
+        updated_at=order.updated_at,
+    )

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from crm_deals.common import Seller
+from crm_deals.orders.links import OrderLinks, OrderLinksDep
 from crm_deals.proposals import service
 from crm_deals.proposals.schemas import (
     ProposalCreate,
@@ -90,6 +91,7 @@ async def _change(
     db: DatabaseDep,
     expected: IfMatch,
     response: Response,
+    links: OrderLinks | None = None,
 ) -> ProposalRead:
     proposal = await service.change_status(
         db=db,
@@ -97,6 +99,7 @@ async def _change(
         proposal_id=str(proposal_id),
         status=target,
         expected_version=expected,
+        links=links,
     )
     response.headers["ETag"] = etag(proposal.version)
     return proposal
@@ -121,9 +124,12 @@ async def accept_proposal(
     db: DatabaseDep,
     expected: IfMatch,
     response: Response,
+    links: OrderLinksDep,
 ) -> ProposalRead:
     """sent -> accepted, creating its order (409 otherwise)."""
-    return await _change(proposal_id, ProposalStatus.ACCEPTED, principal, db, expected, response)
+    return await _change(
+        proposal_id, ProposalStatus.ACCEPTED, principal, db, expected, response, links
+    )
 
 
 @router.post("/{proposal_id}/reject")

@@ -14,6 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from crm_deals.common import decimal_str
 from crm_deals.deals.models import Deal
 from crm_deals.money import MAX_AMOUNT, money_str
+from crm_deals.orders.links import OrderLinks
 from crm_deals.orders.service import create_from_proposal
 from crm_deals.products.models import Product
 from crm_deals.proposals.models import Proposal, ProposalItem
@@ -296,6 +297,7 @@ async def change_status(
     proposal_id: str,
     status: ProposalStatus,
     expected_version: int | None,
+    links: OrderLinks | None,
 ) -> ProposalRead:
     """Send, accept or reject; accepting creates the order in the same transaction."""
     try:
@@ -322,7 +324,7 @@ async def change_status(
             )
             await add_event(session, state, subject=proposal.id, actor=principal.user_id)
             if status is ProposalStatus.ACCEPTED:
-                await create_from_proposal(session, proposal, deal, principal.user_id)
+                await create_from_proposal(session, proposal, deal, principal.user_id, links)
             return to_read(proposal, items)
     except StaleDataError as exc:
         raise PreconditionFailed("The proposal was changed by someone else; reload it.") from exc

@@ -1,0 +1,1 @@
+"""Pipeline automation: rules on stages, run when a deal enters one, and the stalled-deal check."""
