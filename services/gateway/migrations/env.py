@@ -1,6 +1,7 @@
 """Alembic environment of the gateway's tables (users, teams, sessions)."""
 
 from crm_gateway.apikeys import models as _api_key_models  # noqa: F401 - registers tables
+from crm_gateway.audit import models as _audit_models  # noqa: F401 - registers tables
 from crm_gateway.auth import models as _auth_models  # noqa: F401 - registers tables
 from crm_gateway.idempotency import models as _idempotency_models  # noqa: F401 - registers tables
 from crm_gateway.orm import Base

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 import crm_gateway
 from crm_gateway.apikeys import models as _api_key_models  # noqa: F401 - registers tables
+from crm_gateway.audit import models as _audit_models  # noqa: F401 - registers tables
 from crm_gateway.auth import models as _auth_models  # noqa: F401 - registers tables
 from crm_gateway.idempotency import models as _idempotency_models  # noqa: F401 - registers tables
 from crm_gateway.orm import Base

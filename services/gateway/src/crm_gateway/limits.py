@@ -15,7 +15,11 @@ from crm_kernel.problems import problem
 
 log = logging.getLogger(__name__)
 
-BUDGETS = ("login", "writes", "reads", "exports")
+BUDGETS = ("login", "writes", "reads", "exports", "public", "forms")
+# Budgets always counted per client IP (nobody is logged in for them).
+IP_BUDGETS = frozenset({"login", "public", "forms"})
+_PUBLIC = "/public/"
+_FORMS = "/public/forms/"
 _LOGIN_PATHS = frozenset({f"{API_PREFIX}/auth/login", f"{API_PREFIX}/auth/refresh"})
 _EXPORTS = f"{API_PREFIX}/exports"
 _READS = frozenset({"GET", "HEAD"})
@@ -23,7 +27,11 @@ _READS = frozenset({"GET", "HEAD"})
 
 def budget_of(method: str, path: str) -> str | None:
     """Which budget a request spends (None: not limited, e.g. health checks and CORS preflights)."""
-    if not path.startswith(API_PREFIX + "/") or method == "OPTIONS":
+    if method == "OPTIONS":
+        return None
+    if path.startswith(_PUBLIC):
+        return "forms" if path.startswith(_FORMS) else "public"
+    if not path.startswith(API_PREFIX + "/"):
         return None
     if path in _LOGIN_PATHS:
         return "login"
@@ -85,7 +93,7 @@ class RateLimitMiddleware:
         self.tokens = tokens
 
     def _subject(self, scope: Scope, budget: str) -> str:
-        principal = None if budget == "login" else verified_caller(scope, self.tokens)
+        principal = None if budget in IP_BUDGETS else verified_caller(scope, self.tokens)
         return caller_id(principal) if principal else f"ip:{client_address(scope)}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

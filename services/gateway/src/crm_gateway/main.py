@@ -13,9 +13,12 @@ import crm_gateway
 from crm_gateway import openapi, proxy
 from crm_gateway.apikeys.access import ApiKeyMiddleware, ApiKeys
 from crm_gateway.apikeys.routes import router as api_keys_router
+from crm_gateway.audit.routes import router as audit_router
 from crm_gateway.auth.guard import SessionGuard
 from crm_gateway.auth.routes import router as auth_router
 from crm_gateway.auth.throttle import LoginThrottle
+from crm_gateway.auth.totp import TotpSecrets, totp_key
+from crm_gateway.auth.totp_routes import router as totp_router
 from crm_gateway.caller import VerifiedTokens
 from crm_gateway.hardening import BodyLimitMiddleware, SecurityHeadersMiddleware
 from crm_gateway.idempotency.middleware import IdempotencyMiddleware
@@ -23,9 +26,12 @@ from crm_gateway.limits import RateLimitMiddleware, RateLimits
 from crm_gateway.openapi import OpenApiMerger
 from crm_gateway.overviews.breaker import Breakers
 from crm_gateway.overviews.routes import router as overviews_router
+from crm_gateway.public.routes import router as public_router
 from crm_gateway.ratelimit import Limiter, MemoryLimiter, RedisLimiter
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.state import Gateway, session_principal
+from crm_gateway.stream.hub import Hub
+from crm_gateway.stream.routes import router as stream_router
 from crm_gateway.teams.routes import router as teams_router
 from crm_gateway.upstreams import Upstreams
 from crm_gateway.users.routes import router as users_router
@@ -171,6 +177,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         breakers=Breakers(
             failures=settings.breaker_failures, cooldown=settings.breaker_cooldown_seconds
         ),
+        totp=TotpSecrets(totp_key(settings), issuer=settings.totp_issuer),
+        hub=Hub(queue_size=settings.stream_queue_size, replay_limit=settings.stream_replay_limit),
     )
 
     async def bootstrap(runtime: Runtime) -> None:
@@ -183,9 +191,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # The proxy's catch-all comes last: the gateway's own routes win.
         routers=[
             auth_router,
+            totp_router,
             users_router,
             teams_router,
             api_keys_router,
+            stream_router,
+            audit_router,
             # Composed views are GETs under /contacts and /deals: before the catch-all.
             overviews_router,
             proxy.router,
@@ -197,6 +208,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         keys=keys,
     )
     app.state.gateway = gateway
+    # Outside /api/v1: links in e-mails and forms on websites, for people without a login.
+    app.include_router(public_router)
     _install_middleware(app, settings, gateway)
     # Every route that asks for the caller (CurrentUser, AdminUser, require_roles)
     # also gets its session checked: a logged-out token is refused everywhere.

@@ -39,6 +39,9 @@ class GatewaySettings(ServiceSettings):
     rate_limit_writes: str = Field(default="300/minute", alias="CRM_RATE_LIMIT_WRITES")
     rate_limit_reads: str = Field(default="1200/minute", alias="CRM_RATE_LIMIT_READS")
     rate_limit_exports: str = Field(default="60/hour", alias="CRM_RATE_LIMIT_EXPORTS")
+    # Public routes (/public/...), per client IP: links and pages, and lead forms.
+    rate_limit_public: str = Field(default="300/minute", alias="CRM_RATE_LIMIT_PUBLIC")
+    rate_limit_forms: str = Field(default="10/minute", alias="CRM_RATE_LIMIT_FORMS")
     # How long the answer to a request with an Idempotency-Key is replayed.
     idempotency_ttl_seconds: float = Field(default=86400, gt=0, alias="CRM_IDEMPOTENCY_TTL_SECONDS")
     # Largest request body taken (413 beyond), checked as it arrives.
@@ -66,8 +69,25 @@ class GatewaySettings(ServiceSettings):
         default=30.0, gt=0, alias="CRM_BREAKER_COOLDOWN_SECONDS"
     )
 
+    # Roles that must use two-factor authentication (comma-separated, e.g. `admin`):
+    # until they set it up, their tokens reach only /me/2fa and /auth.
+    totp_required_roles: str = Field(default="", alias="CRM_TOTP_REQUIRED_ROLES")
+    totp_issuer: str = Field(default="CRM", alias="CRM_TOTP_ISSUER")
+    # Live stream (stream/): heartbeat period, how many stored events per stream a
+    # resuming client may be replayed, and how far a connection may fall behind.
+    stream_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, alias="CRM_STREAM_HEARTBEAT_SECONDS"
+    )
+    stream_replay_limit: int = Field(default=2000, ge=0, alias="CRM_STREAM_REPLAY_LIMIT")
+    stream_queue_size: int = Field(default=10_000, ge=1, alias="CRM_STREAM_QUEUE_SIZE")
+
     @field_validator(
-        "rate_limit_login", "rate_limit_writes", "rate_limit_reads", "rate_limit_exports"
+        "rate_limit_login",
+        "rate_limit_writes",
+        "rate_limit_reads",
+        "rate_limit_exports",
+        "rate_limit_public",
+        "rate_limit_forms",
     )
     @classmethod
     def _valid_rate(cls, value: str) -> str:
@@ -81,7 +101,12 @@ class GatewaySettings(ServiceSettings):
             "writes": Rate.parse(self.rate_limit_writes),
             "reads": Rate.parse(self.rate_limit_reads),
             "exports": Rate.parse(self.rate_limit_exports),
+            "public": Rate.parse(self.rate_limit_public),
+            "forms": Rate.parse(self.rate_limit_forms),
         }
+
+    def totp_roles(self) -> frozenset[str]:
+        return frozenset(r.strip() for r in self.totp_required_roles.split(",") if r.strip())
 
     def cors_origin_list(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]

@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 
 from crm_gateway.apikeys.access import API_KEY_STATE, ApiKeys
 from crm_gateway.auth.guard import SessionGuard
+from crm_gateway.auth.service import SETUP_CLAIM
 from crm_gateway.auth.throttle import LoginThrottle
+from crm_gateway.auth.totp import TotpSecrets
 from crm_gateway.caller import PRINCIPAL_STATE, VerifiedTokens
 from crm_gateway.idempotency.store import (
     DatabaseIdempotencyStore,
@@ -20,10 +22,11 @@ from crm_gateway.limits import RateLimits
 from crm_gateway.openapi import OpenApiMerger
 from crm_gateway.overviews.breaker import Breakers
 from crm_gateway.settings import GatewaySettings
+from crm_gateway.stream.hub import Hub
 from crm_gateway.upstreams import Upstreams
-from crm_kernel.app import Runtime
+from crm_kernel.app import API_PREFIX, Runtime
 from crm_kernel.auth import Principal, TokenKeys, bearer_token
-from crm_kernel.problems import Unauthorized
+from crm_kernel.problems import Forbidden, Unauthorized
 
 
 @dataclass
@@ -40,11 +43,14 @@ class Gateway:
     api_keys: ApiKeys
     tokens: VerifiedTokens
     breakers: Breakers
+    hub: Hub
+    totp: TotpSecrets
     idempotency: IdempotencyStore | None = None
 
     async def start(self, runtime: Runtime) -> None:
         """Start-up hook: open the upstream pool and the idempotency store."""
         await self.upstreams.start()
+        await self.hub.start(runtime.bus)
         # An in-progress marker outlives any forwarded call (then a dead replica's expires).
         lock_ttl = 2 * self.settings.upstream_timeout + 30
         ttl = self.settings.idempotency_ttl_seconds
@@ -60,6 +66,7 @@ class Gateway:
 
     async def stop(self, runtime: Runtime) -> None:
         """Shutdown hook: close the upstream pool and the Redis connections."""
+        await self.hub.stop()
         await self.upstreams.close()
         await self.throttle.limiter.close()
         if self.idempotency is not None:
@@ -104,7 +111,24 @@ async def session_principal(request: Request) -> Principal:
             raise Unauthorized("This token is for the gateway's own use.")
         return principal
     await gateway.guard.ensure_live(request.app.state.db, principal)
+    ensure_setup_done(principal, request.url.path)
     return principal
+
+
+# What a token of a user who still has to set up 2FA may reach.
+SETUP_PATHS = (f"{API_PREFIX}/me/2fa", f"{API_PREFIX}/auth/")
+
+
+def ensure_setup_done(principal: Principal, path: str) -> None:
+    """403 for anything but 2FA setup and auth while the role's required 2FA is not set up."""
+    if principal.claims.get(SETUP_CLAIM) and not path.startswith(SETUP_PATHS):
+        raise TwoFactorSetupRequired(
+            "Your role requires two-factor authentication: set it up at /me/2fa, then log in again."
+        )
+
+
+class TwoFactorSetupRequired(Forbidden):
+    slug = "two-factor-setup-required"
 
 
 def client_ip(request: Request) -> str:

@@ -34,13 +34,11 @@ ROUTES: dict[str, str] = {
     **dict.fromkeys(
         ("pipelines", "deals", "products", "proposals", "orders", "automations"), "deals"
     ),
-    **dict.fromkeys(("templates", "campaigns", "events"), "campaigns"),
+    **dict.fromkeys(("templates", "campaigns", "events", "sequences"), "campaigns"),
     # `me` is /me/notifications: a user's own notices.
     **dict.fromkeys(("notifications", "webhooks", "me"), "notifications"),
     "reports": "reports",
-    # The contacts service's audit of the client base, for admins. The merged audit of
-    # every service (issue 8, item 8) replaces this route.
-    "audit": "contacts",
+    # /audit is the gateway's own: every service's audit merged (audit/).
 }
 
 

@@ -57,6 +57,8 @@ async def login(
         email=data.email,
         password=data.password,
         client=_client(request),
+        totp=data.totp,
+        totp_secrets=gateway.totp,
     )
     return _tokens(pair, response)
 

@@ -13,6 +13,9 @@ class LoginRequest(BaseModel):
     # admin@crm.local) must be able to log in, and a malformed one simply fails.
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
+    totp: str | None = Field(
+        default=None, max_length=12, description="The authenticator code, when 2FA is on."
+    )
 
 
 class RefreshRequest(BaseModel):
@@ -54,3 +57,23 @@ class LoginEventRead(BaseModel):
     outcome: LoginOutcome
     ip: str | None
     user_agent: str | None
+
+
+class TotpSetup(BaseModel):
+    """Shown once: the secret to put into an authenticator app (or its otpauth:// URI as QR)."""
+
+    secret: str
+    otpauth_uri: str
+
+
+class TotpCode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=6, max_length=12)
+
+
+class TotpStatus(BaseModel):
+    enabled: bool
+    required: bool = Field(
+        description="Whether the user's role must use two-factor authentication."
+    )

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_gateway.auth.models import AuthSession, LoginEvent, RefreshToken
 from crm_gateway.auth.passwords import hash_password, needs_rehash, verify_password
 from crm_gateway.auth.throttle import LoginThrottle
+from crm_gateway.auth.totp import TotpSecrets, accepted_step
 from crm_gateway.orm import utcnow
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.users.models import User
@@ -26,6 +27,19 @@ if TYPE_CHECKING:
     from crm_gateway.auth.guard import SessionGuard
 
 WRONG_CREDENTIALS = "Wrong e-mail or password."
+# An access-token claim: the user's role requires 2FA and it is not set up yet.
+SETUP_CLAIM = "totp_setup"
+
+
+class TotpRequired(Unauthorized):
+    """The password was right; the account also needs a code from the authenticator app."""
+
+    slug = "totp-required"
+
+    def __init__(self, detail: str):
+        super().__init__(detail, errors=[{"field": "totp", "location": "body", "message": detail}])
+
+
 INVALID_REFRESH = "The refresh token is not valid; log in again."
 
 
@@ -59,16 +73,15 @@ def _access_token(
     keys: TokenKeys, settings: GatewaySettings, user: User, session_id: str
 ) -> tuple[str, int]:
     lifetime = timedelta(minutes=settings.access_token_minutes)
-    token, _ = keys.issue(
-        subject=user.id,
-        claims={
-            "role": user.role,
-            "team_ids": user.team_ids,
-            "email": user.email,
-            "sid": session_id,
-        },
-        lifetime=lifetime,
-    )
+    claims: dict[str, object] = {
+        "role": user.role,
+        "team_ids": user.team_ids,
+        "email": user.email,
+        "sid": session_id,
+    }
+    if user.role in settings.totp_roles() and not user.totp_enabled:
+        claims[SETUP_CLAIM] = True
+    token, _ = keys.issue(subject=user.id, claims=claims, lifetime=lifetime)
     return token, int(lifetime.total_seconds())
 
 
@@ -135,8 +148,14 @@ async def login(
     email: str,
     password: str,
     client: Client,
+    totp: str | None = None,
+    totp_secrets: TotpSecrets | None = None,
 ) -> TokenPair:
-    """Check the password and open a session; 401 alike for unknown e-mail and wrong password."""
+    """Check the password (and the TOTP code if 2FA is on) and open a session.
+
+    401 alike for unknown e-mail and wrong password; with 2FA on, a right
+    password without a code is a `totp-required` 401 (not a failed attempt).
+    """
     email = email.strip().lower()
     try:
         await throttle.check(email=email, ip=client.ip)
@@ -152,6 +171,18 @@ async def login(
             db, email=email, user_id=user.id if user else None, outcome="failure", client=client
         )
         raise Unauthorized(WRONG_CREDENTIALS)
+    step = None
+    if user.totp_enabled:
+        secret = (
+            totp_secrets.decrypt(user.totp_secret) if totp_secrets and user.totp_secret else None
+        )
+        if not totp:
+            raise TotpRequired("Enter the code from your authenticator app as `totp`.")
+        step = accepted_step(secret, totp, last_step=user.totp_last_step) if secret else None
+        if step is None:
+            await throttle.failed(email=email, ip=client.ip)
+            await _record_login(db, email=email, user_id=user.id, outcome="failure", client=client)
+            raise TotpRequired("The code is wrong, expired or already used.")
     await throttle.succeeded(email=email, ip=client.ip)
     new_hash = await hash_password(password) if needs_rehash(user.password_hash) else None
     async with db.transaction() as session:
@@ -161,6 +192,19 @@ async def login(
             await session.execute(
                 update(User).where(User.id == user.id).values(password_hash=new_hash)
             )
+        if step is not None:
+            # Only a later step: of two logins with the same code, one wins.
+            used = await session.execute(
+                update(User)
+                .where(
+                    User.id == user.id,
+                    (User.totp_last_step.is_(None)) | (User.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+                .execution_options(synchronize_session=False)
+            )
+            if used.rowcount != 1:  # type: ignore[attr-defined]
+                raise TotpRequired("The code is wrong, expired or already used.")
         auth_session = AuthSession(
             user_id=user.id,
             created_at=utcnow(),

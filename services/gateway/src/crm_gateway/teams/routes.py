@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from crm_gateway.common import etag, parse_if_match
 from crm_gateway.teams import service
 from crm_gateway.teams.schemas import TeamCreate, TeamRead, TeamUpdate
 from crm_kernel.app import API_PREFIX, DatabaseDep
 from crm_kernel.auth import AdminUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from crm_kernel.versioning import etag, parse_if_match
 
 router = APIRouter(prefix="/teams", tags=["teams"])
 

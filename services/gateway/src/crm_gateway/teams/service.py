@@ -7,7 +7,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from crm_gateway.common import check_version
 from crm_gateway.orm import utcnow
 from crm_gateway.teams.events import team_event
 from crm_gateway.teams.models import Team
@@ -17,6 +16,7 @@ from crm_kernel.db import Database
 from crm_kernel.outbox import add_event
 from crm_kernel.pagination import paginate, parse_sort
 from crm_kernel.problems import Conflict, NotFound, PreconditionFailed
+from crm_kernel.versioning import check_version
 
 SORTABLE = {"name": Team.name, "created_at": Team.created_at}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import BigInteger, Boolean, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_gateway.orm import Base, new_uuid, utcnow
@@ -26,6 +26,15 @@ class User(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # Set once the user is offboarded (their records handed to a successor).
+    offboarded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Two-factor authentication (auth/totp.py): secrets are stored encrypted;
+    # `pending` is the one set up but not confirmed with a code yet.
+    totp_secret: Mapped[str | None] = mapped_column(String(400))
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(400))
+    totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The last time step a code was accepted for: a code is good once.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     # Loaded with the user (one extra IN query per page), never lazily: lazy
     # loads are not possible under asyncio.

@@ -6,13 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from crm_gateway.common import etag, parse_if_match
 from crm_gateway.state import GatewayDep
 from crm_gateway.users import service
-from crm_gateway.users.schemas import UserCreate, UserRead, UserUpdate
+from crm_gateway.users.offboarding import offboard_user
+from crm_gateway.users.schemas import (
+    OffboardRead,
+    OffboardRequest,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
 from crm_kernel.app import API_PREFIX, DatabaseDep
-from crm_kernel.auth import AdminUser, Role
+from crm_kernel.auth import AdminUser, CurrentUser, Role
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from crm_kernel.versioning import etag, parse_if_match
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -85,3 +92,29 @@ async def update_user(
     gateway.guard.forget_user(user.id)
     response.headers["ETag"] = etag(user.version)
     return UserRead.model_validate(user)
+
+
+@router.post("/{user_id}/offboard")
+async def offboard(
+    user_id: str,
+    data: OffboardRequest,
+    caller: CurrentUser,
+    db: DatabaseDep,
+    gateway: GatewayDep,
+    response: Response,
+) -> OffboardRead:
+    """Deactivate a leaving user, end their sessions and API keys, hand their records over.
+
+    Admins, or the head of sales of the user's team; the contacts and deals
+    services reassign the records on `crm.gateway.user.offboarded`.
+    """
+    done = await offboard_user(db, user_id=user_id, successor_id=data.successor_id, actor=caller)
+    gateway.guard.forget_user(user_id)
+    for key_id in done.revoked_api_key_ids:
+        gateway.api_keys.forget(key_id)
+    response.headers["ETag"] = etag(done.user.version)
+    return OffboardRead(
+        user=UserRead.model_validate(done.user),
+        successor_id=done.successor_id,
+        revoked_api_keys=len(done.revoked_api_key_ids),
+    )

@@ -62,3 +62,17 @@ class UserRead(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class OffboardRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    successor_id: str = Field(min_length=1, max_length=36)
+
+
+class OffboardRead(BaseModel):
+    """The offboarded user (now inactive) and what was handed over and cut off."""
+
+    user: UserRead
+    successor_id: str
+    revoked_api_keys: int = Field(description="API keys of the user revoked now.")

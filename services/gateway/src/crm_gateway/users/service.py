@@ -12,7 +12,6 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from crm_gateway.auth.passwords import hash_password
 from crm_gateway.auth.service import revoke_user_sessions
-from crm_gateway.common import check_version
 from crm_gateway.orm import utcnow
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.teams.models import Team
@@ -25,6 +24,7 @@ from crm_kernel.db import Database
 from crm_kernel.outbox import add_event
 from crm_kernel.pagination import paginate, parse_sort
 from crm_kernel.problems import Conflict, NotFound, PreconditionFailed, Unprocessable
+from crm_kernel.versioning import check_version
 
 log = logging.getLogger(__name__)
 
