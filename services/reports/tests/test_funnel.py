@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from crm_kernel.auth import Role
 from crm_kernel.bus import Bus
@@ -23,7 +22,6 @@ from crm_kernel.contracts.deals import (
     StageState,
     StageTransition,
 )
-from crm_kernel.db import Database
 from crm_kernel.events import IntegrationEvent
 from crm_kernel.testing import TEST_JWT_SECRET, issue_token, serve_in_process, wait_until
 from crm_reports.main import create_app
@@ -179,60 +177,3 @@ async def test_funnel_counts_skips_losses_and_days_exactly(
     assert [(r["stage_id"], int(r["entered"])) for r in rows] == [
         (s, e[0]) for s, e in expected.items()
     ]
-
-
-async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
-    tables = ("rm_contacts", "rm_deals", "rm_stages", "rm_stage_stays")
-    async with db.session() as session:
-        return {
-            t: sorted(tuple(r) for r in (await session.execute(text(f"SELECT * FROM {t}"))).all())  # noqa: S608
-            for t in tables
-        }
-
-
-async def test_rebuild_from_the_streams_equals_the_incremental_read_models(
-    reports: httpx.AsyncClient, bus: Bus, db_url: str
-) -> None:
-    owner = str(uuid.uuid4())
-    pipeline = PipelineCreated(
-        id=PIPELINE,
-        name="P",
-        is_default=False,
-        version=1,
-        created_at=T0.isoformat(),
-        updated_at=T0.isoformat(),
-        stages=[
-            StageState(id=s, name=f"S{p}", position=p, probability=prob, kind=k)
-            for s, (p, prob, k) in STAGES.items()
-        ],
-    )
-    events: list[IntegrationEvent] = [pipeline]
-    for i in range(5):
-        events += journey(str(uuid.uuid4()), owner, [(A, 0), (B, 1 + i), (WON, 2 + i)][: 1 + i % 3])
-    for event in events:
-        await bus.publish(event.envelope())
-    db = Database(db_url)
-    try:
-
-        async def caught_up() -> bool:
-            info = await bus.js.consumer_info("CRM_DEALS", "reports")
-            return info.num_pending == 0 and info.num_ack_pending == 0
-
-        await wait_until(caught_up, message="incremental build")
-        incremental = await snapshot(db)
-        assert len(incremental["rm_deals"]) == 5 and incremental["rm_stage_stays"]
-        # Damage the read models: the rebuild must restore them from the events alone.
-        async with db.transaction() as session:
-            await session.execute(text("DELETE FROM rm_stage_stays"))
-            await session.execute(text("UPDATE rm_deals SET amount = 1"))
-        admin = {"Authorization": f"Bearer {issue_token(Role.ADMIN)}"}
-        assert (await reports.post("/reports/rebuild", headers=admin)).status_code == 202
-        rep = {"Authorization": f"Bearer {issue_token(Role.SALES_REP)}"}
-        assert (await reports.post("/reports/rebuild", headers=rep)).status_code == 403
-
-        async def rebuilt() -> bool:
-            return await caught_up() and await snapshot(db) == incremental
-
-        await wait_until(rebuilt, timeout=30, message="the replay to rebuild the same read models")
-    finally:
-        await db.dispose()

@@ -177,6 +177,14 @@ async def test_each_manager_gets_exact_results_and_a_rep_sees_only_their_own(
         "revenue_won": [{"currency": "RUB", "amount": "1500.00", "weighted": None}],
         "average_deal_size": [{"currency": "RUB", "amount": "750.00", "weighted": None}],
         "median_cycle_days": 15.0,
+        "activities": {},
+        "overdue_tasks": 0,
+        # Lead mix (no source: "none"): 1000 RUB is alone in its band and won (rate 1);
+        # 500 won and 900 lost share a band (rate 0.5): expected 1 + 2 x 0.5 = 2 wins.
+        "expected_wins": 2.0,
+        "wins_vs_expected": 1.0,
+        # The base won 3 of 4: as expected, Anna's adjusted rate is the base's.
+        "mix_adjusted_win_rate": 0.75,
     }
     assert rows[boris]["revenue_won"] == [{"currency": "USD", "amount": "250.50", "weighted": None}]
     assert rows[boris]["median_cycle_days"] == 1.5

@@ -92,6 +92,7 @@ def create_service_app(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     readiness: Mapping[str, ReadinessCheck] | None = None,
+    details: Mapping[str, ReadinessCheck] | None = None,
     keys: TokenKeys | None = None,
 ) -> FastAPI:
     """A service app: routes under /api/v1, problem JSON, health, and its lifespan.
@@ -99,7 +100,8 @@ def create_service_app(
     At start-up: migrate the database, connect to NATS, make sure the streams
     exist, start the outbox relay and the consumers, then the service's own
     hooks. At shutdown, the service's own hooks run, then everything stops in
-    reverse. `readiness` adds checks to /readyz (e.g. the gateway's upstreams).
+    reverse. `readiness` adds checks to /readyz (e.g. the gateway's upstreams);
+    `details` adds information to it that does not decide readiness (e.g. lag).
     """
     setup_tracing(settings.service_name, settings.otlp_endpoint)
     handlers = service_handlers(settings, handlers, keep_directory=keep_directory)
@@ -156,13 +158,15 @@ def create_service_app(
     install_problem_handlers(app)
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(health_router(readiness or {}))
+    app.include_router(health_router(readiness or {}, details or {}))
     instrument_app(app)
     app.add_middleware(RequestIdMiddleware)
     return app
 
 
-def health_router(readiness: Mapping[str, ReadinessCheck]) -> APIRouter:
+def health_router(
+    readiness: Mapping[str, ReadinessCheck], details: Mapping[str, ReadinessCheck] | None = None
+) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
@@ -191,6 +195,8 @@ def health_router(readiness: Mapping[str, ReadinessCheck]) -> APIRouter:
         for name, parts in zip(names, results, strict=True):
             body[name] = parts
             ready = ready and all(state == "ok" for state in parts.values())
+        for name, describe in (details or {}).items():
+            body[name] = await describe(runtime)
         return JSONResponse(
             {"status": "ready" if ready else "unavailable", **body},
             status_code=200 if ready else 503,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Index, Integer, MetaData, Numeric, String
+from sqlalchemy import Boolean, Date, Index, Integer, MetaData, Numeric, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crm_kernel.db import UtcDateTime
@@ -16,13 +16,16 @@ class Base(DeclarativeBase):
 
 
 class ContactFact(Base):
-    """One row per contact the base has had: who owns it and when it arrived."""
+    """The newest state of each contact the base has had: owner, lifecycle stage, trash."""
 
     __tablename__ = "rm_contacts"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     owner_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    lifecycle_stage: Mapped[str | None] = mapped_column(String(40))
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_rm_contacts_owner_created", "owner_id", "created_at"),)
 
@@ -42,10 +45,19 @@ class DealFact(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     version: Mapped[int] = mapped_column(Integer)
+    contact_id: Mapped[str | None] = mapped_column(String(36))
+    source: Mapped[str | None] = mapped_column(String(40))
+    source_campaign_id: Mapped[str | None] = mapped_column(String(36))
+    expected_close_date: Mapped[date | None] = mapped_column(Date)
+    stage_entered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Lead-mix band of the amount, e.g. "RUB:4" (10,000-99,999 RUB); "none" without an amount.
+    amount_band: Mapped[str] = mapped_column(String(12), default="none")
 
     __table_args__ = (
         Index("ix_rm_deals_owner_status", "owner_id", "status"),
         Index("ix_rm_deals_status_closed", "status", "closed_at"),
+        Index("ix_rm_deals_contact", "contact_id"),
+        Index("ix_rm_deals_created", "created_at"),
     )
 
 
@@ -78,4 +90,228 @@ class StageStay(Base):
     pipeline_id: Mapped[str] = mapped_column(String(36))
     left_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
-    __table_args__ = (Index("ix_rm_stage_stays_pipeline_stage", "pipeline_id", "stage_id"),)
+    __table_args__ = (
+        Index("ix_rm_stage_stays_pipeline_stage", "pipeline_id", "stage_id"),
+        Index("ix_rm_stage_stays_pipeline_entered", "pipeline_id", "entered_at"),
+    )
+
+
+class ContactStage(Base):
+    """Each version of a contact's lifecycle stage (and whether it was in the trash), for `lifecycle`."""
+
+    __tablename__ = "rm_contact_stages"
+
+    contact_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    owner_id: Mapped[str] = mapped_column(String(36))
+    lifecycle_stage: Mapped[str | None] = mapped_column(String(40))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ActivityFact(Base):
+    """The newest state of each manual activity: type, author, when."""
+
+    __tablename__ = "rm_activities"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(String(36))
+    deal_id: Mapped[str | None] = mapped_column(String(36))
+    activity_type: Mapped[str] = mapped_column(String(20))
+    author_id: Mapped[str] = mapped_column(String(36))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_rm_activities_author_occurred", "author_id", "occurred_at"),)
+
+
+class TaskFact(Base):
+    """The newest state of each task: assignee, due time, status."""
+
+    __tablename__ = "rm_tasks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    assignee_id: Mapped[str] = mapped_column(String(36))
+    contact_id: Mapped[str | None] = mapped_column(String(36))
+    deal_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(10))
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_rm_tasks_assignee_status_due", "assignee_id", "status", "due_at"),)
+
+
+class RequestFact(Base):
+    """The newest state of each client request: assignee, status, opened and resolved times."""
+
+    __tablename__ = "rm_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(String(36))
+    assignee_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(20))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    resolution_seconds: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class LeadFact(Base):
+    """Each lead received: its source and the owner it was given."""
+
+    __tablename__ = "rm_leads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(String(36))
+    owner_id: Mapped[str] = mapped_column(String(36))
+    source: Mapped[str] = mapped_column(String(40))
+    is_new_contact: Mapped[bool] = mapped_column(Boolean)
+    utm_campaign: Mapped[str | None] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_rm_leads_owner_received", "owner_id", "received_at"),)
+
+
+class CampaignFact(Base):
+    """The newest state of each campaign: status, cost, attribution window, counters."""
+
+    __tablename__ = "rm_campaigns"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20))
+    cost: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    attribution_days: Mapped[int] = mapped_column(Integer)
+    marketing_event_id: Mapped[str | None] = mapped_column(String(36))
+    audience: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class CampaignVariant(Base):
+    """A campaign's A/B variants (names), newest campaign version wins."""
+
+    __tablename__ = "rm_campaign_variants"
+
+    campaign_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    variant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class MessageFactRow(Base):
+    """One recipient's fact of one kind in a campaign (sent, delivered, opened...).
+
+    Keyed by campaign, contact and kind: the row itself is the unique count;
+    `total` counts every occurrence (repeat opens), `first_at` keeps the earliest
+    whatever the arrival order.
+    """
+
+    __tablename__ = "rm_message_facts"
+
+    campaign_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    variant_id: Mapped[str | None] = mapped_column(String(36))
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    total: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_rm_message_facts_contact", "contact_id", "kind"),)
+
+
+class MarketingEventFact(Base):
+    """The newest state of each marketing event with its own counters."""
+
+    __tablename__ = "rm_marketing_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    invited: Mapped[int] = mapped_column(Integer)
+    registered: Mapped[int] = mapped_column(Integer)
+    attended: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class Participant(Base):
+    """A contact invited to, registered for or attended a marketing event (one row per step)."""
+
+    __tablename__ = "rm_participants"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    step: Mapped[str] = mapped_column(String(12), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DealDay(Base):
+    """Incremental aggregate of the deal read model per UTC day, owner, pipeline and currency.
+
+    Kept by subtracting a deal's old contribution and adding its new one each time
+    its newest state changes (`crm_reports.aggregates`), so it always equals a
+    GROUP BY over `rm_deals`.
+    """
+
+    __tablename__ = "rm_deal_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    lost: Mapped[int] = mapped_column(Integer, default=0)
+    won_amount: Mapped[Decimal] = mapped_column(Numeric(20, 4), default=0)
+
+
+class DealMix(Base):
+    """Deals won and lost per owner, pipeline, lead source and amount band, all time (lead mix)."""
+
+    __tablename__ = "rm_deal_mix"
+
+    owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source: Mapped[str] = mapped_column(String(40), primary_key=True)
+    amount_band: Mapped[str] = mapped_column(String(12), primary_key=True)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    lost: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StateBase(DeclarativeBase):
+    """Tables of the service's own jobs: kept across a rebuild (they record what was sent)."""
+
+    metadata = MetaData()
+
+
+class ContactScore(StateBase):
+    """The last scores published for each contact (`crm.reports.contact.scored` only on change)."""
+
+    __tablename__ = "contact_scores"
+
+    contact_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    recency: Mapped[int] = mapped_column(Integer)
+    frequency: Mapped[int] = mapped_column(Integer)
+    monetary: Mapped[int] = mapped_column(Integer)
+    rfm_group: Mapped[str] = mapped_column(String(20))
+    revenue_to_date: Mapped[str] = mapped_column(String(40))
+    predicted_clv: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    scored_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class JobClaim(StateBase):
+    """A periodic job's run, claimed once by one replica: (job, slot) is unique."""
+
+    __tablename__ = "job_claims"
+
+    job: Mapped[str] = mapped_column(String(60), primary_key=True)
+    slot: Mapped[str] = mapped_column(String(120), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime())

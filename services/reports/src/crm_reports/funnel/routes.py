@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
+from crm_kernel.problems import BadRequest
 from crm_reports.funnel import service
 from crm_reports.funnel.schemas import FunnelRead, FunnelStage
-from crm_reports.http import Format, csv_response, require_zone
+from crm_reports.http import Format, csv_response
+from crm_reports.scope import FiltersDep
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -21,20 +19,17 @@ router = APIRouter(prefix="/reports", tags=["reports"])
 async def funnel(
     principal: CurrentUser,
     db: DatabaseDep,
-    pipeline_id: uuid.UUID,
-    period_from: Annotated[datetime | None, Query(alias="from")] = None,
-    period_to: Annotated[datetime | None, Query(alias="to")] = None,
-    owner_id: uuid.UUID | None = None,
+    filters: FiltersDep,
     format: Format = Format.JSON,
 ) -> FunnelRead | Response:
-    require_zone(from_=period_from, to=period_to)
+    """Per stage of the pipeline (`pipeline_id` required); the period filters stays by entry time."""
+    if not filters.pipeline_id:
+        raise BadRequest(
+            "`pipeline_id` is required.",
+            errors=[{"field": "pipeline_id", "location": "query", "message": "required"}],
+        )
     report = await service.funnel(
-        db=db,
-        principal=principal,
-        pipeline_id=str(pipeline_id),
-        period_from=period_from,
-        period_to=period_to,
-        owner_id=str(owner_id) if owner_id else None,
+        db=db, principal=principal, pipeline_id=filters.pipeline_id, filters=filters
     )
     if format is Format.CSV:
         columns = list(FunnelStage.model_fields)

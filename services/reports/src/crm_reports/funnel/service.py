@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
-from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import distinct, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import case, distinct, func, select
 
 from crm_kernel.auth import Principal
 from crm_kernel.db import Database
-from crm_kernel.directory import owner_filter
 from crm_reports.funnel.schemas import FunnelRead, FunnelStage
 from crm_reports.models import DealFact, StageFact, StageStay
-
-DAY = 86400.0
+from crm_reports.scope import Filters
+from crm_reports.stats import days_between, median_by
 
 
 def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+def _days(value: Any) -> float | None:
+    return round(float(value), 3) if value is not None else None
 
 
 async def funnel(
@@ -27,46 +27,61 @@ async def funnel(
     db: Database,
     principal: Principal,
     pipeline_id: str,
-    period_from: datetime | None,
-    period_to: datetime | None,
-    owner_id: str | None,
+    filters: Filters,
 ) -> FunnelRead:
-    """Per stage in order: entered, moved on, won, conversions, average and median days in stage."""
-    conditions = [StageStay.pipeline_id == pipeline_id, owner_filter(principal, DealFact.owner_id)]
-    if period_from:
-        conditions.append(StageStay.entered_at >= period_from)
-    if period_to:
-        conditions.append(StageStay.entered_at < period_to)
-    if owner_id:
-        conditions.append(DealFact.owner_id == owner_id)
-    stays = select(StageStay).join(DealFact, DealFact.id == StageStay.deal_id).where(*conditions)
-    here = stays.subquery()
-    later, later_stage, this_stage = aliased(StageStay), aliased(StageFact), aliased(StageFact)
-    reached_later = (
-        select(later.deal_id)
-        .join(later_stage, later_stage.id == later.stage_id)
-        .where(
-            later.deal_id == here.c.deal_id,
-            later.entered_at > here.c.entered_at,
-            later_stage.position > this_stage.position,
-            later_stage.kind != "lost",
+    """Per stage in order: entered, moved on, won, conversions, average and median days in stage.
+
+    One pass over the visible stays with window functions (no query per stay):
+    a stay "reached a stage further on" when a later stay of its deal is in a
+    non-lost stage of a higher position; medians come from row numbers.
+    """
+    visible = [StageStay.pipeline_id == pipeline_id, *filters.owners(principal, DealFact.owner_id)]
+    if filters.period_from or filters.period_to:
+        # Deals with a stay entered in the period; their later stays count for "further on".
+        in_period = select(StageStay.deal_id).where(
+            StageStay.pipeline_id == pipeline_id, *filters.within(StageStay.entered_at)
         )
-        .exists()
-    )
-    counts = (
+        visible.append(StageStay.deal_id.in_(in_period))
+    onward = case((StageFact.kind != "lost", StageFact.position))
+    stays = (
         select(
-            here.c.stage_id,
-            func.count(distinct(here.c.deal_id)),
-            func.count(distinct(here.c.deal_id)).filter(here.c.left_at.is_not(None)),
-            func.count(distinct(here.c.deal_id)).filter(DealFact.status == "won"),
-            func.count(distinct(here.c.deal_id)).filter(reached_later),
+            StageStay.deal_id,
+            StageStay.stage_id,
+            StageStay.entered_at,
+            StageStay.left_at,
+            DealFact.status,
+            StageFact.position,
+            func.max(onward)
+            .over(
+                partition_by=StageStay.deal_id,
+                order_by=StageStay.entered_at,
+                rows=(1, None),
+            )
+            .label("later_position"),
         )
-        .join(DealFact, DealFact.id == here.c.deal_id)
-        .outerjoin(this_stage, this_stage.id == here.c.stage_id)
-        .group_by(here.c.stage_id)
+        .join(DealFact, DealFact.id == StageStay.deal_id)
+        .outerjoin(StageFact, StageFact.id == StageStay.stage_id)
+        .where(*visible)
+        .subquery()
     )
-    closed = select(here.c.stage_id, here.c.entered_at, here.c.left_at).where(
-        here.c.left_at.is_not(None)
+    here = select(stays).where(*filters.within(stays.c.entered_at)).subquery()
+    counts = select(
+        here.c.stage_id,
+        func.count(distinct(here.c.deal_id)),
+        func.count(distinct(here.c.deal_id)).filter(here.c.left_at.is_not(None)),
+        func.count(distinct(here.c.deal_id)).filter(here.c.status == "won"),
+        func.count(distinct(here.c.deal_id)).filter(here.c.later_position > here.c.position),
+        # Open stays have no length: NULL, which avg() skips.
+        func.avg(days_between(here.c.entered_at, here.c.left_at)),
+    ).group_by(here.c.stage_id)
+    # The medians need no window over later stays: the finished stays of the period suffice.
+    middle = median_by(
+        StageStay.stage_id,
+        days_between(StageStay.entered_at, StageStay.left_at),
+        DealFact.id == StageStay.deal_id,
+        *visible,
+        *filters.within(StageStay.entered_at),
+        StageStay.left_at.is_not(None),
     )
     async with db.session() as session:
         stages = (
@@ -81,14 +96,10 @@ async def funnel(
             .all()
         )
         by_stage = {row[0]: row[1:] for row in (await session.execute(counts)).all()}
-        durations: dict[str, list[float]] = defaultdict(list)
-        # Durations are few per stage and period; medians are not portable SQL.
-        for stage_id, entered_at, left_at in (await session.execute(closed)).all():
-            durations[stage_id].append((left_at - entered_at).total_seconds() / DAY)
+        median = dict(cast(Any, (await session.execute(middle)).all()))
     result = []
     for stage in stages:
-        entered, moved_on, won, onward = by_stage.get(stage.id, (0, 0, 0, 0))
-        days = durations.get(stage.id, [])
+        entered, moved_on, won, onward, average = by_stage.get(stage.id, (0, 0, 0, 0, None))
         result.append(
             FunnelStage(
                 stage_id=stage.id,
@@ -100,8 +111,8 @@ async def funnel(
                 won=won,
                 conversion_to_next=_share(onward, entered),
                 conversion_to_won=_share(won, entered),
-                avg_days_in_stage=round(statistics.fmean(days), 3) if days else None,
-                median_days_in_stage=round(statistics.median(days), 3) if days else None,
+                avg_days_in_stage=_days(average),
+                median_days_in_stage=_days(median.get(stage.id)),
             )
         )
     return FunnelRead(pipeline_id=pipeline_id, stages=result)

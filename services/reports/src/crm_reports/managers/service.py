@@ -1,75 +1,128 @@
-"""Per-manager results from the deal read model, over the deals the caller may see."""
+"""Per-manager results over the records the caller may see.
+
+Deal counts and revenue come from the per-day aggregate; activities, overdue
+tasks and the cycle from their read models. The lead-mix model: every closed
+deal has a lead source (`manual` when created by hand, `none` when unknown) and
+an amount band (its currency and the number of digits of its amount, so
+1,000-9,999 RUB is one band). The historical win rate of each (source, band)
+over the whole base is what a typical manager wins with such deals; a manager's
+`expected_wins` is the sum of those rates over their deals closed in the
+period, and `wins_vs_expected` = actual wins / expected wins. Picking only easy
+leads raises expected wins as much as actual ones, so it is not rewarded.
+"""
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.auth import Principal
 from crm_kernel.db import Database
-from crm_kernel.directory import owner_filter
+from crm_reports.aggregates import closed_by_mix, deal_totals, win_rates_by_mix
 from crm_reports.managers.schemas import ManagerRow, ManagersRead
-from crm_reports.models import DealFact
+from crm_reports.models import ActivityFact, DealFact, TaskFact
 from crm_reports.overview.schemas import MoneyTotal
-from crm_reports.overview.service import CENT, within
+from crm_reports.scope import Filters
+from crm_reports.stats import CENT, days_between, median_by, ratio
 
-DAY = 86400.0
+
+def deal_scope(filters: Filters, principal: Principal) -> Any:
+    def scope(owner: Any, pipeline: Any) -> list[Any]:
+        return [*filters.owners(principal, owner), *filters.pipeline(pipeline)]
+
+    return scope
+
+
+async def median_cycles(
+    session: AsyncSession, filters: Filters, principal: Principal, *, per_owner: bool = True
+) -> dict[str, float]:
+    """Median days from creation to win of the deals won in the period, per owner (or overall)."""
+    query = median_by(
+        DealFact.owner_id if per_owner else literal("all"),
+        days_between(DealFact.created_at, DealFact.closed_at),
+        *filters.owners(principal, DealFact.owner_id),
+        *filters.pipeline(DealFact.pipeline_id),
+        DealFact.status == "won",
+        *filters.within(DealFact.closed_at),
+    )
+    return {key: round(float(days), 3) for key, days in (await session.execute(query)).all()}
 
 
 async def managers(
-    *, db: Database, principal: Principal, period_from: datetime | None, period_to: datetime | None
+    *, db: Database, principal: Principal, filters: Filters, now: datetime | None = None
 ) -> ManagersRead:
-    """Deals created in the period, and deals won or lost (closed) in it, per owner."""
-    visible = owner_filter(principal, DealFact.owner_id)
-    created = (
-        select(DealFact.owner_id, func.count())
-        .where(visible, *within(DealFact.created_at, period_from, period_to))
-        .group_by(DealFact.owner_id)
+    """Deals created in the period, won or lost (closed) in it, activities, overdue tasks, lead mix."""
+    now = now or datetime.now(UTC)
+    activities_q = (
+        select(ActivityFact.author_id, ActivityFact.activity_type, func.count())
+        .where(
+            *filters.owners(principal, ActivityFact.author_id),
+            ActivityFact.deleted_at.is_(None),
+            *filters.within(ActivityFact.occurred_at),
+        )
+        .group_by(ActivityFact.author_id, ActivityFact.activity_type)
     )
-    closed = select(
-        DealFact.owner_id,
-        DealFact.status,
-        DealFact.amount,
-        DealFact.currency,
-        DealFact.created_at,
-        DealFact.closed_at,
-    ).where(
-        visible,
-        DealFact.status.in_(("won", "lost")),
-        *within(DealFact.closed_at, period_from, period_to),
+    overdue_q = (
+        select(TaskFact.assignee_id, func.count())
+        .where(
+            *filters.owners(principal, TaskFact.assignee_id),
+            TaskFact.status == "open",
+            TaskFact.deleted_at.is_(None),
+            TaskFact.due_at < now,
+        )
+        .group_by(TaskFact.assignee_id)
     )
     async with db.session() as session:
-        created_by: dict[str, int] = {
-            owner: n for owner, n in (await session.execute(created)).all()
-        }
-        closed_rows = (await session.execute(closed)).all()
+        totals = await deal_totals(
+            session,
+            scope=deal_scope(filters, principal),
+            period_from=filters.period_from,
+            period_to=filters.period_to,
+        )
+        history = await win_rates_by_mix(session)
+        mixes = await closed_by_mix(
+            session,
+            scope=deal_scope(filters, principal),
+            period_from=filters.period_from,
+            period_to=filters.period_to,
+        )
+        cycles = await median_cycles(session, filters, principal)
+        activities: dict[str, dict[str, int]] = defaultdict(dict)
+        for author, kind, n in cast(Any, (await session.execute(activities_q)).all()):
+            activities[author][kind] = int(n)
+        overdue = {a: int(n) for a, n in cast(Any, (await session.execute(overdue_q)).all())}
+    created: dict[str, int] = defaultdict(int)
     won: dict[str, int] = defaultdict(int)
     lost: dict[str, int] = defaultdict(int)
     revenue: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    cycles: dict[str, list[float]] = defaultdict(list)
-    # Closed deals in a period are few enough to fold here; the sums stay exact Decimals.
-    for owner, status, amount, currency, created_at, closed_at in closed_rows:
-        if status == "lost":
-            lost[owner] += 1
-            continue
-        won[owner] += 1
-        revenue[owner][currency] += Decimal(amount or 0)
-        if closed_at is not None:
-            cycles[owner].append((closed_at - created_at).total_seconds() / DAY)
+    for (owner, currency), t in totals.items():
+        created[owner] += t.created
+        won[owner] += t.won
+        lost[owner] += t.lost
+        if t.won:
+            revenue[owner][currency] += t.won_amount
+    rates = {mix: w / c for mix, (w, c) in history.items()}
+    expected: dict[str, float] = defaultdict(float)
+    for (owner, source, band), closed_count in mixes.items():
+        expected[owner] += closed_count * rates.get((source, band), 0.0)
+    base_rate = ratio(sum(w for w, _ in history.values()), sum(c for _, c in history.values()))
     rows = []
-    for owner in sorted(set(created_by) | set(won) | set(lost)):
-        closed_count = won[owner] + lost[owner]
+    owners = set(created) | set(won) | set(lost) | set(activities) | set(overdue)
+    for owner in sorted(owners):
+        closed = won[owner] + lost[owner]
+        vs_expected = ratio(won[owner], expected[owner]) if closed else None
         rows.append(
             ManagerRow(
                 owner_id=owner,
-                deals_created=created_by.get(owner, 0),
+                deals_created=created[owner],
                 deals_won=won[owner],
                 deals_lost=lost[owner],
-                win_rate=round(won[owner] / closed_count, 4) if closed_count else None,
+                win_rate=ratio(won[owner], closed),
                 revenue_won=[
                     MoneyTotal(currency=c, amount=str(a.quantize(CENT)))
                     for c, a in sorted(revenue[owner].items())
@@ -78,8 +131,13 @@ async def managers(
                     MoneyTotal(currency=c, amount=str((a / won[owner]).quantize(CENT)))
                     for c, a in sorted(revenue[owner].items())
                 ],
-                median_cycle_days=round(statistics.median(cycles[owner]), 3)
-                if cycles[owner]
+                median_cycle_days=cycles.get(owner),
+                activities=activities.get(owner, {}),
+                overdue_tasks=overdue.get(owner, 0),
+                expected_wins=round(expected[owner], 4) if closed else None,
+                wins_vs_expected=vs_expected,
+                mix_adjusted_win_rate=round(base_rate * vs_expected, 4)
+                if vs_expected is not None and base_rate is not None
                 else None,
             )
         )

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
-from crm_reports.http import Format, csv_response, require_zone
+from crm_reports.http import Format, csv_response
 from crm_reports.overview import service
 from crm_reports.overview.schemas import OverviewRead
+from crm_reports.scope import FiltersDep
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -20,14 +18,10 @@ router = APIRouter(prefix="/reports", tags=["reports"])
 async def overview(
     principal: CurrentUser,
     db: DatabaseDep,
-    period_from: Annotated[datetime | None, Query(alias="from")] = None,
-    period_to: Annotated[datetime | None, Query(alias="to")] = None,
+    filters: FiltersDep,
     format: Format = Format.JSON,
 ) -> OverviewRead | Response:
-    require_zone(from_=period_from, to=period_to)
-    report = await service.overview(
-        db=db, principal=principal, period_from=period_from, period_to=period_to
-    )
+    report = await service.overview(db=db, principal=principal, filters=filters)
     if format is Format.CSV:
         return csv_response(["metric", "currency", "value"], _metric_rows(report), "overview")
     return report
@@ -37,7 +31,16 @@ def _metric_rows(report: OverviewRead) -> list[dict[str, object]]:
     """The overview as (metric, currency, value) rows."""
     rows: list[dict[str, object]] = [
         {"metric": name, "value": getattr(report, name)}
-        for name in ("contacts", "contacts_created", "open_deals", "deals_created", "deals_won")
+        for name in (
+            "contacts",
+            "contacts_created",
+            "open_deals",
+            "deals_created",
+            "deals_won",
+            "leads_received",
+            "tasks_overdue",
+            "campaigns_sent",
+        )
     ]
     for total in report.open_pipeline:
         rows.append({"metric": "open_pipeline", "currency": total.currency, "value": total.amount})

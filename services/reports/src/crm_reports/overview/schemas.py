@@ -25,5 +25,10 @@ class OverviewRead(BaseModel):
     deals_created: int
     deals_won: int
     won_amount: list[MoneyTotal]
+    # Leads received in the period (by their owner), tasks open past due now (by assignee),
+    # campaigns started in the period that are sending or sent (everyone's: marketing's work).
+    leads_received: int = 0
+    tasks_overdue: int = 0
+    campaigns_sent: int = 0
     period_from: datetime | None
     period_to: datetime | None

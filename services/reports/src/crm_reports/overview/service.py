@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 
 from crm_kernel.auth import Principal
 from crm_kernel.db import Database, SqlColumn
-from crm_kernel.directory import owner_filter
-from crm_reports.models import ContactFact, DealFact, StageFact
+from crm_reports.models import CampaignFact, ContactFact, DealFact, LeadFact, StageFact, TaskFact
 from crm_reports.overview.schemas import MoneyTotal, OverviewRead
+from crm_reports.scope import Filters
 
 CENT = Decimal("0.01")
 
@@ -32,13 +32,21 @@ def _money(value: Any) -> str:
     return str(Decimal(value or 0).quantize(CENT))
 
 
-async def overview(
-    *, db: Database, principal: Principal, period_from: datetime | None, period_to: datetime | None
-) -> OverviewRead:
-    """Contacts and deals in the caller's part of the base: totals, and what happened in the period."""
-    contacts = owner_filter(principal, ContactFact.owner_id)
-    deals = owner_filter(principal, DealFact.owner_id)
-    count_contacts = select(func.count()).select_from(ContactFact).where(contacts)
+async def overview(*, db: Database, principal: Principal, filters: Filters) -> OverviewRead:
+    """Contacts and deals in the caller's part of the base: totals, and what happened in the period.
+
+    `pipeline_id` narrows the deal figures; `owner_id`/`team_id` every figure.
+    """
+    period_from, period_to = filters.period_from, filters.period_to
+    contacts = and_(*filters.owners(principal, ContactFact.owner_id))
+    deals = and_(
+        *filters.owners(principal, DealFact.owner_id), *filters.pipeline(DealFact.pipeline_id)
+    )
+    count_contacts = (
+        select(func.count())
+        .select_from(ContactFact)
+        .where(contacts, ContactFact.deleted_at.is_(None))
+    )
     count_deals = select(func.count()).select_from(DealFact).where(deals)
     weighted = DealFact.amount * func.coalesce(StageFact.probability, 0) / 100
     open_pipeline = (
@@ -78,6 +86,32 @@ async def overview(
                 MoneyTotal(currency=c, amount=_money(a))
                 for c, a in (await session.execute(won_amount)).all()
             ],
+            leads_received=await scalar(
+                select(func.count())
+                .select_from(LeadFact)
+                .where(
+                    *filters.owners(principal, LeadFact.owner_id),
+                    *within(LeadFact.received_at, period_from, period_to),
+                )
+            ),
+            tasks_overdue=await scalar(
+                select(func.count())
+                .select_from(TaskFact)
+                .where(
+                    *filters.owners(principal, TaskFact.assignee_id),
+                    TaskFact.status == "open",
+                    TaskFact.deleted_at.is_(None),
+                    TaskFact.due_at < datetime.now(UTC),
+                )
+            ),
+            campaigns_sent=await scalar(
+                select(func.count())
+                .select_from(CampaignFact)
+                .where(
+                    CampaignFact.status.in_(("sending", "sent")),
+                    *within(CampaignFact.started_at, period_from, period_to),
+                )
+            ),
             period_from=period_from,
             period_to=period_to,
         )

@@ -1,0 +1,408 @@
+"""Reports over 1,000,000 deals with stage histories: `funnel` and `managers` through the API.
+
+Target (issue 5): under 100 ms each. Printed, never asserted. The read models
+are loaded directly (PostgreSQL COPY when BENCH_DATABASE_URL or
+TEST_DATABASE_URL names PostgreSQL, else SQLite in batches), then the reports
+service runs in-process with a nats-server of its own and answers over HTTP;
+the same two queries run in DuckDB over the same rows for comparison.
+
+    BENCH_REPORTS_DEALS=200000 .venv/bin/python bench/reports.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import duckdb
+import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import crm_reports
+from crm_kernel.auth import Role
+from crm_kernel.db import Database
+from crm_kernel.migrate import migrate, service_migrations
+from crm_kernel.testing import TEST_JWT_SECRET, NatsServer, issue_token, serve_in_process
+from crm_reports.aggregates import (
+    COUNTERS,
+    KEY,
+    MIX_COUNTERS,
+    MIX_KEY,
+    amount_band,
+    contribution,
+)
+from crm_reports.main import create_app
+from crm_reports.settings import ReportsSettings
+
+DEALS = int(os.environ.get("BENCH_REPORTS_DEALS", "1000000"))
+SAMPLES = int(os.environ.get("BENCH_REPORTS_SAMPLES", "20"))
+# A slow query is sampled until this many seconds have passed (at least once).
+BUDGET = float(os.environ.get("BENCH_REPORTS_BUDGET_SECONDS", "60"))
+OWNERS = [str(uuid.UUID(int=i + 1)) for i in range(50)]
+PIPELINE = str(uuid.UUID(int=10_000))
+# id, name, position, probability, kind
+STAGES = [
+    (str(uuid.UUID(int=20_000 + i)), name, i, prob, kind)
+    for i, (name, prob, kind) in enumerate(
+        [
+            ("New request", 10, "open"),
+            ("First call", 25, "open"),
+            ("Proposal sent", 50, "open"),
+            ("Meeting", 75, "open"),
+            ("Won", 100, "won"),
+            ("Lost", 0, "lost"),
+        ]
+    )
+]
+SOURCES = ["web_form", "api", "import", "manual"]
+START = datetime(2024, 12, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 29, tzinfo=UTC)
+
+Deal = dict[str, Any]
+Stay = tuple[str, str, datetime, datetime | None]  # deal, stage, entered, left
+
+
+def generate(rng: random.Random) -> Iterator[tuple[Deal, list[Stay]]]:
+    """Deals moving forward (with skips and a few steps back), then won, lost or still open."""
+    span = (NOW - START).total_seconds() - 120 * 86400
+    for i in range(DEALS):
+        created = START + timedelta(seconds=rng.random() * span)
+        deal_id = str(uuid.UUID(int=(1 << 64) + i))
+        position, at = 0, created
+        stays: list[Stay] = []
+        while True:
+            stay = timedelta(days=rng.expovariate(1 / 6))
+            outcome = rng.random()
+            if position >= 3 or outcome < 0.25:
+                ending = rng.random()
+                if ending < 0.3 or at + stay > NOW:
+                    stays.append((deal_id, STAGES[position][0], at, None))
+                    status = "open"
+                    break
+                final = 4 if ending < 0.65 else 5
+                stays.append((deal_id, STAGES[position][0], at, at + stay))
+                at += stay
+                stays.append((deal_id, STAGES[final][0], at, None))
+                status = STAGES[final][4]
+                break
+            stays.append((deal_id, STAGES[position][0], at, at + stay))
+            at += stay
+            step = -1 if position and outcome > 0.95 else (2 if outcome > 0.85 else 1)
+            position = min(3, max(0, position + step))
+        currency = "RUB" if rng.random() < 0.8 else rng.choice(["USD", "EUR"])
+        amount = Decimal(rng.randrange(1_000, 5_000_000)) / 100
+        deal: Deal = {
+            "id": deal_id,
+            "owner_id": rng.choice(OWNERS),
+            "pipeline_id": PIPELINE,
+            "stage_id": stays[-1][1],
+            "status": status,
+            "amount": amount,
+            "currency": currency,
+            "created_at": created,
+            "closed_at": stays[-1][2] if status != "open" else None,
+            "version": len(stays),
+            "contact_id": str(uuid.UUID(int=(2 << 64) + rng.randrange(DEALS // 3 + 1))),
+            "source": rng.choice(SOURCES),
+            "source_campaign_id": None,
+            "expected_close_date": (created + timedelta(days=rng.randrange(10, 120))).date(),
+            "stage_entered_at": stays[-1][2],
+            "amount_band": amount_band(amount, currency),
+        }
+        yield deal, stays
+
+
+DEAL_COLUMNS = [
+    "id",
+    "owner_id",
+    "pipeline_id",
+    "stage_id",
+    "status",
+    "amount",
+    "currency",
+    "created_at",
+    "closed_at",
+    "version",
+    "contact_id",
+    "source",
+    "source_campaign_id",
+    "expected_close_date",
+    "stage_entered_at",
+    "amount_band",
+]
+STAY_COLUMNS = ["deal_id", "stage_id", "pipeline_id", "entered_at", "left_at"]
+DAY_COLUMNS = [*KEY, *COUNTERS]
+MIX_COLUMNS = [*MIX_KEY, *MIX_COUNTERS]
+
+
+class Rows:
+    """The generated read-model rows: deals, stays, and both deal aggregates."""
+
+    def __init__(self) -> None:
+        self.deals: list[tuple[Any, ...]] = []
+        self.stays: list[tuple[Any, ...]] = []
+        sums: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = defaultdict(dict)
+        for deal, stays in generate(random.Random(1)):
+            self.deals.append(tuple(deal[c] for c in DEAL_COLUMNS))
+            self.stays += [(d, s, PIPELINE, e, left) for d, s, e, left in stays]
+            for target, part in contribution(deal, 1).items():
+                row = sums[target]
+                for name, value in part.items():
+                    row[name] = row.get(name, 0) + value
+        self.days = [
+            (*key, *(row.get(c, 0) for c in COUNTERS))
+            for (table, key), row in sums.items()
+            if table == "days"
+        ]
+        self.mix = [
+            (*key, *(row.get(c, 0) for c in MIX_COUNTERS))
+            for (table, key), row in sums.items()
+            if table == "mix"
+        ]
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        # SQLAlchemy's SQLite storage format, so bound parameters compare as text correctly.
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def load_sqlite(path: str, rows: Rows) -> None:
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA synchronous=OFF")
+    stages = [(s, PIPELINE, n, p, prob, k, 1) for s, n, p, prob, k in STAGES]
+    tables = [
+        (
+            "rm_stages",
+            ["id", "pipeline_id", "name", "position", "probability", "kind", "version"],
+            stages,
+        ),
+        ("rm_deals", DEAL_COLUMNS, rows.deals),
+        ("rm_stage_stays", STAY_COLUMNS, rows.stays),
+        ("rm_deal_days", DAY_COLUMNS, rows.days),
+        ("rm_deal_mix", MIX_COLUMNS, rows.mix),
+    ]
+    for table, columns, data in tables:
+        statement = (
+            f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - our own names
+            f"VALUES ({', '.join('?' for _ in columns)})"
+        )
+        for start in range(0, len(data), 100_000):
+            batch = [tuple(_sqlite_value(v) for v in row) for row in data[start : start + 100_000]]
+            connection.executemany(statement, batch)
+        connection.commit()
+    connection.execute("ANALYZE")
+    connection.close()
+
+
+async def load_postgres(url: str, rows: Rows) -> None:
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(plain)
+    try:
+        stages = [(s, PIPELINE, n, p, Decimal(prob), k, 1) for s, n, p, prob, k in STAGES]
+        await connection.copy_records_to_table(
+            "rm_stages",
+            records=stages,
+            columns=["id", "pipeline_id", "name", "position", "probability", "kind", "version"],
+        )
+        await connection.copy_records_to_table("rm_deals", records=rows.deals, columns=DEAL_COLUMNS)
+        await connection.copy_records_to_table(
+            "rm_stage_stays", records=rows.stays, columns=STAY_COLUMNS
+        )
+        await connection.copy_records_to_table(
+            "rm_deal_days", records=rows.days, columns=DAY_COLUMNS
+        )
+        await connection.copy_records_to_table("rm_deal_mix", records=rows.mix, columns=MIX_COLUMNS)
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
+async def postgres_database(base: str) -> str:
+    url = make_url(base).set(drivername="postgresql+asyncpg")
+    name = f"bench_reports_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgres(url: str) -> None:
+    target = make_url(url)
+    admin = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+async def sample(call: Callable[[], Awaitable[Any]]) -> tuple[float, float, int]:
+    """p50 and p95 in ms after one warm-up call; slow calls are sampled within the budget."""
+    await call()
+    times: list[float] = []
+    deadline = time.monotonic() + BUDGET
+    while len(times) < SAMPLES and (not times or time.monotonic() < deadline):
+        started = time.perf_counter()
+        await call()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    return statistics.median(times), p95, len(times)
+
+
+def report(name: str, figures: tuple[float, float, int]) -> None:
+    p50, p95, n = figures
+    verdict = "met" if p95 < 100 else "NOT met"
+    print(f"  {name:<44} p50 {p50:9.1f} ms  p95 {p95:9.1f} ms  (n={n}; target 100 ms {verdict})")
+
+
+async def through_api(db_url: str, tmp: Path) -> None:
+    nats = NatsServer(tmp / "nats")
+    (tmp / "nats").mkdir()
+    nats.start()
+    try:
+        settings = ReportsSettings(
+            DATABASE_URL=db_url, NATS_URL=nats.url, CRM_JWT_SECRET=TEST_JWT_SECRET, CRM_DATA_DIR=tmp
+        )
+        async with serve_in_process(create_app(settings)) as base_url:
+            headers = {"Authorization": f"Bearer {issue_token(Role.ADMIN)}"}
+            month = {"from": (NOW - timedelta(days=30)).isoformat(), "to": NOW.isoformat()}
+            async with httpx.AsyncClient(base_url=f"{base_url}/api/v1", timeout=600) as client:
+
+                def call(path: str, **params: Any) -> Callable[[], Awaitable[Any]]:
+                    async def go() -> None:
+                        response = await client.get(path, params=params, headers=headers)
+                        response.raise_for_status()
+
+                    return go
+
+                print("through the service's HTTP API:")
+                report("managers, all time", await sample(call("/reports/managers")))
+                report("managers, last 30 days", await sample(call("/reports/managers", **month)))
+                report(
+                    "funnel, last 30 days",
+                    await sample(call("/reports/funnel", pipeline_id=PIPELINE, **month)),
+                )
+                report(
+                    "funnel, all time", await sample(call("/reports/funnel", pipeline_id=PIPELINE))
+                )
+    finally:
+        nats.stop()
+
+
+DUCK_FUNNEL = """
+WITH stays AS (
+  SELECT s.deal_id, s.stage_id, s.entered_at, s.left_at, d.status,
+         max(CASE WHEN st.kind <> 'lost' THEN st.position END) OVER (
+           PARTITION BY s.deal_id ORDER BY s.entered_at
+           ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS later_position,
+         st.position
+  FROM stays s JOIN deals d ON d.id = s.deal_id JOIN stages st ON st.id = s.stage_id
+)
+SELECT stage_id,
+       count(DISTINCT deal_id) AS entered,
+       count(DISTINCT deal_id) FILTER (WHERE left_at IS NOT NULL) AS moved_on,
+       count(DISTINCT deal_id) FILTER (WHERE status = 'won') AS won,
+       count(DISTINCT deal_id) FILTER (WHERE later_position > position) AS onward,
+       avg(epoch(left_at - entered_at) / 86400.0) AS avg_days,
+       median(epoch(left_at - entered_at) / 86400.0) AS median_days
+FROM stays GROUP BY stage_id ORDER BY stage_id
+"""
+DUCK_MANAGERS = """
+SELECT owner_id,
+       count(*) AS created,
+       count(*) FILTER (WHERE status = 'won') AS won,
+       count(*) FILTER (WHERE status = 'lost') AS lost,
+       sum(amount) FILTER (WHERE status = 'won' AND currency = 'RUB') AS revenue_rub,
+       quantile_cont(epoch(closed_at - created_at) / 86400.0, 0.5)
+         FILTER (WHERE status = 'won') AS median_cycle
+FROM deals GROUP BY owner_id ORDER BY owner_id
+"""
+
+
+def in_duckdb(rows: Rows, tmp: Path) -> None:
+    """The same deals and stays in DuckDB (loaded from CSV), the same two queries."""
+    files = {"deals": (DEAL_COLUMNS, rows.deals), "stays": (STAY_COLUMNS, rows.stays)}
+    for name, (columns, data) in files.items():
+        with open(tmp / f"{name}.csv", "w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(columns)
+            writer.writerows(data)
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE deals AS SELECT * FROM read_csv_auto('{tmp / 'deals.csv'}')")  # noqa: S608
+    con.execute(f"CREATE TABLE stays AS SELECT * FROM read_csv_auto('{tmp / 'stays.csv'}')")  # noqa: S608
+    con.execute("CREATE TABLE stages (id VARCHAR, position INTEGER, kind VARCHAR)")
+    con.executemany("INSERT INTO stages VALUES (?, ?, ?)", [(s, p, k) for s, _, p, _, k in STAGES])
+
+    async def run(query: str) -> None:
+        con.execute(query).fetchall()
+
+    print("the same queries in DuckDB (in-process, same rows):")
+    report("managers, all time", _sync(run, DUCK_MANAGERS))
+    report("funnel, all time", _sync(run, DUCK_FUNNEL))
+
+
+def _sync(run: Callable[[str], Awaitable[None]], query: str) -> tuple[float, float, int]:
+    return asyncio.run(sample(lambda: run(query)))
+
+
+async def main_async(tmp: Path) -> Rows:
+    started = time.perf_counter()
+    rows = Rows()
+    print(
+        f"generated {len(rows.deals):,} deals, {len(rows.stays):,} stage stays, "
+        f"{len(rows.days):,} day aggregates in {time.perf_counter() - started:.1f}s"
+    )
+    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL", "")
+    postgres = base.startswith("postgresql")
+    db_url = (
+        await postgres_database(base) if postgres else f"sqlite+aiosqlite:///{tmp / 'reports.db'}"
+    )
+    try:
+        db = Database(db_url)
+        await migrate(db, service_migrations(crm_reports.__file__))
+        await db.dispose()
+        started = time.perf_counter()
+        if postgres:
+            await load_postgres(db_url, rows)
+        else:
+            load_sqlite(str(tmp / "reports.db"), rows)
+        kind = "PostgreSQL COPY" if postgres else "SQLite batches"
+        print(f"loaded into the read models ({kind}) in {time.perf_counter() - started:.1f}s")
+        await through_api(db_url, tmp)
+    finally:
+        if postgres:
+            await drop_postgres(db_url)
+    return rows
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        rows = asyncio.run(main_async(tmp))
+        in_duckdb(rows, tmp)
+
+
+if __name__ == "__main__":
+    main()

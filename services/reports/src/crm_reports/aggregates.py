@@ -1,0 +1,268 @@
+"""Incremental deal aggregates, kept in step with the deal read model.
+
+`rm_deal_days`: per UTC day, owner, pipeline and currency, deals created, won,
+lost and the amount won. `rm_deal_mix`: per owner, pipeline, lead source and
+amount band, deals won and lost over all time (the lead-mix win rates). Each time a deal's newest
+state changes, its old contribution is subtracted and its new one added in the
+same transaction, so both always equal a GROUP BY over `rm_deals` (in whatever
+order the events came) and reports sum a few rows instead of scanning deals.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_reports.models import DealDay, DealFact, DealMix
+
+DAYS = cast(Table, DealDay.__table__)
+MIX = cast(Table, DealMix.__table__)
+DEALS = cast(Table, DealFact.__table__)
+KEY = ("day", "owner_id", "pipeline_id", "currency")
+MIX_KEY = ("owner_id", "pipeline_id", "source", "amount_band")
+COUNTERS = ("created", "won", "lost", "won_amount")
+MIX_COUNTERS = ("won", "lost")
+TARGETS: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
+    "days": (DAYS, KEY, COUNTERS),
+    "mix": (MIX, MIX_KEY, MIX_COUNTERS),
+}
+# (target, key) -> counters
+Contribution = dict[tuple[str, tuple[Any, ...]], dict[str, Any]]
+
+
+def amount_band(amount: Decimal | None, currency: str) -> str:
+    """The lead-mix size band: currency and the number of digits of the whole amount."""
+    if amount is None:
+        return "none"
+    return f"{currency}:{len(str(int(abs(amount))))}"
+
+
+def dialect_insert(session: AsyncSession) -> Any:
+    bind = session.bind
+    return (
+        postgresql_insert
+        if bind is not None and bind.dialect.name == "postgresql"
+        else sqlite_insert
+    )
+
+
+def contribution(deal: Mapping[str, Any], sign: int) -> Contribution:
+    """What one deal state adds to both aggregates (`sign` -1 to take it away)."""
+    common = (deal["owner_id"], deal["pipeline_id"], deal["currency"])
+    rows: Contribution = defaultdict(dict)
+
+    def add(table: str, key: tuple[Any, ...], counter: str, value: Any) -> None:
+        row = rows[(table, key)]
+        row[counter] = row.get(counter, 0) + value
+
+    add("days", (deal["created_at"].astimezone(UTC).date(), *common), "created", sign)
+    closed, status = deal["closed_at"], deal["status"]
+    if status in ("won", "lost") and closed is not None:
+        day = (closed.astimezone(UTC).date(), *common)
+        add("days", day, status, sign)
+        if status == "won":
+            add("days", day, "won_amount", sign * Decimal(deal["amount"] or 0))
+        mix = (deal["owner_id"], deal["pipeline_id"], deal["source"] or "none", deal["amount_band"])
+        add("mix", mix, status, sign)
+    return rows
+
+
+async def lock_deal(session: AsyncSession, deal_id: str) -> Mapping[str, Any] | None:
+    """The stored state of a deal, locked until commit (two replicas must not both apply a delta)."""
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        # A row lock cannot cover a deal not stored yet; an advisory lock on its id can.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 0))"), {"id": deal_id}
+        )
+    else:
+        # SQLite begins a transaction only at the first write: write first, so the read
+        # below happens under the database's single writer lock and sees the latest state.
+        await session.execute(
+            update(DEALS).where(DEALS.c.id == deal_id).values(version=DEALS.c.version)
+        )
+    found = await session.execute(select(DEALS).where(DEALS.c.id == deal_id))
+    return cast(Mapping[str, Any] | None, found.mappings().first())
+
+
+async def apply_delta(
+    session: AsyncSession, old: Mapping[str, Any] | None, new: Mapping[str, Any]
+) -> None:
+    """Move both aggregates from the deal's old state to its new one."""
+    delta: Contribution = defaultdict(dict)
+    for state, sign in ((old, -1), (new, 1)):
+        if state is None:
+            continue
+        for target, part in contribution(state, sign).items():
+            for name, value in part.items():
+                delta[target][name] = delta[target].get(name, 0) + value
+    insert = dialect_insert(session)
+    for (name, key), changes in delta.items():
+        if not any(changes.values()):
+            continue
+        table, key_columns, counters = TARGETS[name]
+        values = {c: changes.get(c, 0) for c in counters}
+        statement = insert(table).values(**dict(zip(key_columns, key, strict=True)), **values)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c[k] for k in key_columns],
+                set_={c: table.c[c] + statement.excluded[c] for c in counters},
+            )
+        )
+        # A row that nets to nothing is removed, so any order of events leaves the same rows.
+        await session.execute(
+            delete(table).where(
+                and_(*(table.c[k] == v for k, v in zip(key_columns, key, strict=True))),
+                *(table.c[c] == 0 for c in counters),
+            )
+        )
+
+
+@dataclass
+class Totals:
+    """Deal counts of one owner in one currency over a period."""
+
+    created: int = 0
+    won: int = 0
+    lost: int = 0
+    won_amount: Decimal = field(default_factory=Decimal)
+
+
+TotalsKey = tuple[str, str]  # owner, currency
+
+
+def _day_bounds(moment: datetime, up: bool) -> date:
+    """The first whole UTC day at or after (`up`) or the day holding `moment`."""
+    moment = moment.astimezone(UTC)
+    day = moment.date()
+    midnight = datetime.combine(day, time(), UTC)
+    return day + timedelta(days=1) if up and moment > midnight else day
+
+
+async def deal_totals(
+    session: AsyncSession,
+    *,
+    scope: Callable[[Any, Any], list[Any]],
+    period_from: datetime | None,
+    period_to: datetime | None,
+) -> dict[TotalsKey, Totals]:
+    """Created (in the period), won and lost (closed in it) per owner and currency.
+
+    Whole UTC days come from `rm_deal_days`; the partial days at the edges of a
+    period given in another time zone come from the deals themselves, so the
+    answer is exact at any boundary.
+    """
+    totals: dict[TotalsKey, Totals] = defaultdict(Totals)
+    first = _day_bounds(period_from, up=True) if period_from else None
+    last = _day_bounds(period_to, up=False) if period_to else None
+    whole = [*scope(DAYS.c.owner_id, DAYS.c.pipeline_id)]
+    if first:
+        whole.append(DAYS.c.day >= first)
+    if last:
+        whole.append(DAYS.c.day < last)
+    key_columns = (DAYS.c.owner_id, DAYS.c.currency)
+    if not (first and last and first >= last):
+        query = (
+            select(
+                *key_columns,
+                func.sum(DAYS.c.created),
+                func.sum(DAYS.c.won),
+                func.sum(DAYS.c.lost),
+                func.sum(DAYS.c.won_amount),
+            )
+            .where(*whole)
+            .group_by(*key_columns)
+        )
+        for owner, currency, created, won, lost, amount in (await session.execute(query)).all():
+            t = totals[(owner, currency)]
+            t.created += int(created)
+            t.won += int(won)
+            t.lost += int(lost)
+            t.won_amount += Decimal(amount or 0)
+    edges: list[tuple[datetime, datetime]] = []
+    if period_from and first:
+        edges.append((period_from, datetime.combine(first, time(), UTC)))
+    if period_to and last:
+        start = datetime.combine(last, time(), UTC)
+        if period_from and first and first >= last:
+            start = period_from  # the whole period lies inside one or two partial days
+            edges = []
+        edges.append((start, period_to))
+    deal_key = (DEALS.c.owner_id, DEALS.c.currency)
+    base = scope(DEALS.c.owner_id, DEALS.c.pipeline_id)
+    for start, end in edges:
+        if start >= end:
+            continue
+        created_q = (
+            select(*deal_key, func.count())
+            .where(*base, DEALS.c.created_at >= start, DEALS.c.created_at < end)
+            .group_by(*deal_key)
+        )
+        for owner, currency, n in (await session.execute(created_q)).all():
+            totals[(owner, currency)].created += int(n)
+        closed_q = (
+            select(*deal_key, DEALS.c.status, func.count(), func.sum(DEALS.c.amount))
+            .where(
+                *base,
+                DEALS.c.status.in_(("won", "lost")),
+                DEALS.c.closed_at >= start,
+                DEALS.c.closed_at < end,
+            )
+            .group_by(*deal_key, DEALS.c.status)
+        )
+        for owner, currency, status, n, amount in (await session.execute(closed_q)).all():
+            t = totals[(owner, currency)]
+            if status == "won":
+                t.won += int(n)
+                t.won_amount += Decimal(amount or 0)
+            else:
+                t.lost += int(n)
+    return totals
+
+
+async def win_rates_by_mix(session: AsyncSession) -> dict[tuple[str, str], tuple[int, int]]:
+    """Won and closed deals per lead source and amount band, all time, over the whole base."""
+    query = select(
+        MIX.c.source, MIX.c.amount_band, func.sum(MIX.c.won), func.sum(MIX.c.lost)
+    ).group_by(MIX.c.source, MIX.c.amount_band)
+    history: dict[tuple[str, str], tuple[int, int]] = {}
+    for source, band, won, lost in (await session.execute(query)).all():
+        if won + lost:
+            history[(source, band)] = (int(won), int(won) + int(lost))
+    return history
+
+
+async def closed_by_mix(
+    session: AsyncSession,
+    *,
+    scope: Callable[[Any, Any], list[Any]],
+    period_from: datetime | None,
+    period_to: datetime | None,
+) -> dict[tuple[str, str, str], int]:
+    """Deals closed in the period per owner, lead source and amount band (for expected wins)."""
+    mix: tuple[Any, ...]
+    if not (period_from or period_to):
+        mix = (MIX.c.owner_id, MIX.c.source, MIX.c.amount_band)
+        query = select(*mix, func.sum(MIX.c.won + MIX.c.lost)).where(
+            *scope(MIX.c.owner_id, MIX.c.pipeline_id)
+        )
+    else:
+        mix = (DEALS.c.owner_id, func.coalesce(DEALS.c.source, "none"), DEALS.c.amount_band)
+        query = select(*mix, func.count()).where(
+            *scope(DEALS.c.owner_id, DEALS.c.pipeline_id), DEALS.c.status.in_(("won", "lost"))
+        )
+        if period_from:
+            query = query.where(DEALS.c.closed_at >= period_from)
+        if period_to:
+            query = query.where(DEALS.c.closed_at < period_to)
+    rows = (await session.execute(query.group_by(*mix))).all()
+    return {(owner, source, band): int(n) for owner, source, band, n in rows}

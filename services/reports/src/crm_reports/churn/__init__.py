@@ -1,0 +1,1 @@
+"""Churn risk: customers quiet for longer than their usual interval."""

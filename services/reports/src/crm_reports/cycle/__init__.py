@@ -1,0 +1,1 @@
+"""Sales cycle: days from creation to win, distribution by pipeline, owner and source."""

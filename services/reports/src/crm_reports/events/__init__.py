@@ -1,0 +1,1 @@
+"""Marketing events: invited, registered, attended, participation, and the deals that followed."""

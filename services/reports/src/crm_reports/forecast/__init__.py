@@ -1,0 +1,1 @@
+"""Forecast: open pipeline by expected close month, weighted two ways."""

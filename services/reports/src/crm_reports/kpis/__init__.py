@@ -1,0 +1,1 @@
+"""KPIs a head of sales asks for, each with the previous period."""

@@ -1,0 +1,1 @@
+"""Lifecycle: contacts per lifecycle stage at the end of each time bucket."""

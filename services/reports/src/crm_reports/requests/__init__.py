@@ -1,0 +1,1 @@
+"""Client requests: opened, resolved, open now and average resolution time per assignee."""

@@ -1,0 +1,1 @@
+"""Customer value: RFM scores, revenue to date and predicted lifetime value; published on change."""

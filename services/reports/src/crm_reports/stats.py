@@ -1,0 +1,70 @@
+"""Small exact statistics the reports share (percentiles the SQL dialects do not agree on)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Float, Select, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+DAY = 86400.0
+CENT = Decimal("0.01")
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """Linear interpolation between closest ranks (PostgreSQL `percentile_cont`, DuckDB `quantile_cont`)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = share * (len(ordered) - 1)
+    low, high = math.floor(rank), math.ceil(rank)
+    value = ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    return round(value, 3)
+
+
+def ratio(part: float, whole: float, digits: int = 4) -> float | None:
+    return round(part / whole, digits) if whole else None
+
+
+def money(value: Decimal | float | int | None) -> str:
+    return str(Decimal(value or 0).quantize(CENT))
+
+
+class days_between(FunctionElement[float]):
+    """Days from the first time to the second, computed by the database (no rows of datetimes)."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(days_between)
+def _days_between_postgresql(element: days_between, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(EXTRACT(EPOCH FROM ({end} - {start})) / 86400.0)"
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(julianday({end}) - julianday({start}))"
+
+
+def median_by(key: Any, value: Any, *conditions: Any) -> Select[Any]:
+    """(key, median of value) per key, computed by the database from row numbers (portable SQL)."""
+    inner = select(key.label("key"), value.label("value")).where(*conditions).subquery()
+    ranked = select(
+        inner.c.key,
+        inner.c.value,
+        func.row_number().over(partition_by=inner.c.key, order_by=inner.c.value).label("rank"),
+        func.count().over(partition_by=inner.c.key).label("n"),
+    ).subquery()
+    middle = ((ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2)
+    return (
+        select(ranked.c.key, func.avg(ranked.c.value))
+        .where(ranked.c.value.is_not(None), ranked.c.rank.in_(middle))
+        .group_by(ranked.c.key)
+    )
