@@ -223,6 +223,12 @@ async def test_admin_sends_once_per_idempotency_key_and_reads_the_log(
                     json={"channel": "sms", "to": "+79123456789", "body_text": "Ж" * 71},
                 )
                 assert sms.json()["segments"] == 2
+                bad_sms = await api.post(
+                    "/notifications",
+                    headers=admin,
+                    json={"channel": "sms", "to": "8 912 ABC", "body_text": "x"},
+                )
+                assert bad_sms.status_code == 422
         assert len(inbox.messages) == 1
     finally:
         controller.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
@@ -35,23 +36,43 @@ async def add_event(
     The current trace context is stored with it, so consumers continue the
     trace of the request that caused the change.
     """
-    if event.type not in all_types():
-        # No stream would take it, and it would hold up every row behind it.
-        raise ValueError(f"{event.type} is not a declared contract (crm_kernel.contracts)")
-    envelope = event.envelope(subject=subject, actor=actor)
-    message = envelope_message(envelope, trace_headers())
-    await session.execute(
-        _INSERT,
-        {
-            "event_id": envelope.id,
-            "subject": message.subject,
-            "payload": message.payload,
-            "headers": dict(message.headers),
-            "created_at": datetime.now(UTC),
-        },
-    )
-    session.info[OUTBOX_WRITTEN] = True
+    (envelope,) = await add_events(session, [(event, subject)], actor=actor)
     return envelope
+
+
+async def add_events(
+    session: AsyncSession,
+    events: Sequence[tuple[IntegrationEvent, str | None]],
+    *,
+    actor: str | None = None,
+) -> list[Envelope]:
+    """`add_event` for many (event, subject) pairs in one INSERT (bulk writers: imports)."""
+    if not events:
+        return []
+    unknown = {event.type for event, _ in events} - set(all_types())
+    if unknown:
+        # No stream would take them, and they would hold up every row behind them.
+        names = ", ".join(sorted(unknown))
+        raise ValueError(f"{names}: not a declared contract (crm_kernel.contracts)")
+    headers = trace_headers()
+    now = datetime.now(UTC)
+    envelopes, rows = [], []
+    for event, subject in events:
+        envelope = event.envelope(subject=subject, actor=actor)
+        message = envelope_message(envelope, headers)
+        envelopes.append(envelope)
+        rows.append(
+            {
+                "event_id": envelope.id,
+                "subject": message.subject,
+                "payload": message.payload,
+                "headers": dict(message.headers),
+                "created_at": now,
+            }
+        )
+    await session.execute(_INSERT, rows)
+    session.info[OUTBOX_WRITTEN] = True
+    return envelopes
 
 
 class OutboxRelay:

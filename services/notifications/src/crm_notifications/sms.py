@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+import phonenumbers
 
 # GSM 03.38 default alphabet, and the extension table (each costs an escape + the character).
 GSM7_BASIC = frozenset(
@@ -39,3 +42,26 @@ def segment(text: str) -> Segmentation:
         return Segmentation("GSM-7", _parts(costs, 160, 153), sum(costs))
     costs = [2 if ord(ch) > 0xFFFF else 1 for ch in text]  # astral characters: a surrogate pair
     return Segmentation("UCS-2", _parts(costs, 70, 67), sum(costs))
+
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def normalise_phone(raw: str) -> str:
+    """`raw` in E.164 when it parses as an international number; otherwise as given (it will fail)."""
+    text = raw.strip()
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return text
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_e164(phone: str) -> bool:
+    """A `+<country><number>` string that could be a real number (length and country plan)."""
+    if not _E164.match(phone):
+        return False
+    try:
+        return phonenumbers.is_possible_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return False

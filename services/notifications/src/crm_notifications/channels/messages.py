@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formatdate, make_msgid
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,8 @@ class OutgoingEmail:
     body_text: str
     body_html: str | None = None
     unsubscribe_url: str | None = None
+    # Names the message in its VERP bounce address.
+    notification_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ def to_mime(mail: OutgoingEmail, sender: str) -> EmailMessage:
     message["From"] = sender
     message["To"] = mail.to
     message["Subject"] = mail.subject
+    message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip("> ") or "crm.local")
     if mail.unsubscribe_url:
         # RFC 8058 one-click: mail clients show an unsubscribe button that POSTs here.

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from email.utils import parseaddr
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
+from crm_notifications.channels.dkim import DkimSigner
 from crm_notifications.channels.errors import PermanentError, TransientError
-from crm_notifications.channels.messages import OutgoingEmail, to_mime
+from crm_notifications.channels.messages import OutgoingEmail
+from crm_notifications.channels.mime import MimeRenderer
 
 
 class SmtpMailer:
@@ -17,9 +20,21 @@ class SmtpMailer:
 
     Connections are opened on demand, kept and reused (up to `pool_size` at
     once); one that failed is dropped and a new one opened for the next message.
+    With a `bounce_domain`, the envelope sender is `bounce+<notification id>@<domain>`
+    (VERP), so a bounce names the message it is about. With `dkim`, every message
+    is signed.
     """
 
-    def __init__(self, url: str, sender: str, *, timeout: float = 30.0, pool_size: int = 8):
+    def __init__(
+        self,
+        url: str,
+        sender: str,
+        *,
+        timeout: float = 30.0,
+        pool_size: int = 8,
+        bounce_domain: str = "",
+        dkim: DkimSigner | None = None,
+    ):
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("SMTP_URL must look like smtp://[user:pass@]host:port or smtps://...")
@@ -29,9 +44,25 @@ class SmtpMailer:
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.sender = sender
+        self.sender_address = parseaddr(sender)[1]
+        self.bounce_domain = bounce_domain
+        self.dkim = dkim
+        self.renderer = MimeRenderer(sender)
         self.timeout = timeout
         self._idle: list[aiosmtplib.SMTP] = []
         self._slots = asyncio.Semaphore(pool_size)
+
+    def return_path(self, mail: OutgoingEmail) -> str:
+        if self.bounce_domain and mail.notification_id:
+            return f"bounce+{mail.notification_id}@{self.bounce_domain}"
+        return self.sender_address
+
+    def render(self, mail: OutgoingEmail) -> tuple[bytes, str]:
+        """The wire bytes (CRLF, DKIM-signed when configured) and the Message-ID."""
+        data, message_id = self.renderer.render(mail)
+        if self.dkim is not None:
+            data = self.dkim.sign(data) + data
+        return data, message_id
 
     async def _connection(self) -> aiosmtplib.SMTP:
         while self._idle:
@@ -47,12 +78,15 @@ class SmtpMailer:
         return client
 
     async def send(self, mail: OutgoingEmail) -> str:
-        message = to_mime(mail, self.sender)
+        try:
+            data, message_id = self.render(mail)
+        except ValueError as exc:  # a line break in a header: never sendable
+            raise PermanentError(f"cannot render the message: {exc}") from exc
         async with self._slots:
             client = None
             try:
                 client = await self._connection()
-                await client.send_message(message)
+                await client.sendmail(self.return_path(mail), [mail.to], data)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 self._keep(client)
                 codes = [r.code for r in exc.recipients]
@@ -72,7 +106,7 @@ class SmtpMailer:
                 await self._drop(client)
                 raise TransientError(f"{type(exc).__name__}: {exc}") from exc
             self._keep(client)
-        return str(message["Message-ID"])
+        return message_id
 
     def _keep(self, client: aiosmtplib.SMTP | None) -> None:
         if client is not None and client.is_connected:

@@ -40,11 +40,6 @@ async def remember(
     await upsert_if_newer(session, CONSENTS, row, key=["channel", "address"], version="changed_at")
 
 
-async def may_send_bulk(session: AsyncSession, channel: str, recipient: str) -> bool:
-    consent = await session.get(Consent, (channel, address_of(channel, recipient)))
-    return consent is not None and consent.granted
-
-
 def register(handlers: Handlers) -> None:
     @handlers.on_batch(ContactCreated)
     async def on_contacts_created(events: list[ContactCreated], ctx: BatchContext) -> None:

@@ -10,21 +10,23 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.consumer import BatchContext, Handlers
-from crm_kernel.contracts.notifications import SendBulkEmail, SendEmail, SendSms
+from crm_kernel.contracts.notifications import SendBulkEmail, SendBulkSms, SendEmail, SendSms
 from crm_kernel.db import insert_ignoring_duplicates
 from crm_kernel.ids import new_id
 from crm_notifications.models import Notification
-from crm_notifications.notifications import consent
-from crm_notifications.sms import segment
+from crm_notifications.notices import handlers as notices
+from crm_notifications.notifications import consent, erasure
+from crm_notifications.sms import normalise_phone, segment
+from crm_notifications.webhooks import fanout
 
 NOTIFICATIONS = cast(Table, Notification.__table__)
 
 
-def email_row(command: SendEmail) -> dict[str, Any]:
+def email_row(command: SendEmail, *, category: str | None = None) -> dict[str, Any]:
     return _row(
         key=command.key,
         channel="email",
-        category=command.category,
+        category=category or command.category,
         recipient=command.to.strip(),
         subject=command.subject,
         body_text=command.body_text,
@@ -32,19 +34,23 @@ def email_row(command: SendEmail) -> dict[str, Any]:
         unsubscribe_url=command.unsubscribe_url,
         source_type=command.source_type,
         source_id=command.source_id,
+        contact_id=command.contact_id,
     )
 
 
-def sms_row(command: SendSms, price_per_segment: Decimal) -> dict[str, Any]:
+def sms_row(
+    command: SendSms, price_per_segment: Decimal, *, category: str | None = None
+) -> dict[str, Any]:
     parts = segment(command.text).segments
     return _row(
         key=command.key,
         channel="sms",
-        category=command.category,
-        recipient=command.to.strip(),
+        category=category or command.category,
+        recipient=normalise_phone(command.to),
         body_text=command.text,
         source_type=command.source_type,
         source_id=command.source_id,
+        contact_id=command.contact_id,
         segments=parts,
         cost_estimate=price_per_segment * parts,
     )
@@ -57,6 +63,7 @@ def _row(**values: Any) -> dict[str, Any]:
         "subject": None,
         "body_html": None,
         "unsubscribe_url": None,
+        "contact_id": None,
         "segments": None,
         "cost_estimate": None,
         "status": "queued",
@@ -81,6 +88,9 @@ async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
 def build_handlers(price_per_segment: Decimal) -> Handlers:
     handlers = Handlers("notifications")
     consent.register(handlers)
+    erasure.register(handlers)
+    notices.register(handlers)
+    fanout.register_command(handlers)
 
     @handlers.on_batch(SendEmail)
     async def on_send_email(commands: list[SendEmail], ctx: BatchContext) -> None:
@@ -88,10 +98,16 @@ def build_handlers(price_per_segment: Decimal) -> Handlers:
 
     @handlers.on_batch(SendBulkEmail)
     async def on_send_bulk_email(commands: list[SendBulkEmail], ctx: BatchContext) -> None:
-        await enqueue(ctx.session, [email_row(c) for c in commands])
+        # Campaign traffic is "bulk" whatever it says: that picks its pool and consent rule.
+        await enqueue(ctx.session, [email_row(c, category="bulk") for c in commands])
 
     @handlers.on_batch(SendSms)
     async def on_send_sms(commands: list[SendSms], ctx: BatchContext) -> None:
         await enqueue(ctx.session, [sms_row(c, price_per_segment) for c in commands])
+
+    @handlers.on_batch(SendBulkSms)
+    async def on_send_bulk_sms(commands: list[SendBulkSms], ctx: BatchContext) -> None:
+        rows = [sms_row(c, price_per_segment, category="bulk") for c in commands]
+        await enqueue(ctx.session, rows)
 
     return handlers

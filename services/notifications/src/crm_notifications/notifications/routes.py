@@ -46,6 +46,7 @@ async def list_notifications(
     status: Annotated[str | None, Query(max_length=20)] = None,
     channel: Annotated[str | None, Query(max_length=10)] = None,
     source_type: Annotated[str | None, Query(max_length=40)] = None,
+    contact_id: Annotated[str | None, Query(max_length=36)] = None,
 ) -> Page[NotificationRead]:
     return await service.list_notifications(
         db=db,
@@ -55,6 +56,7 @@ async def list_notifications(
         status=status,
         channel=channel,
         source_type=source_type,
+        contact_id=contact_id,
     )
 
 

@@ -10,6 +10,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
+from crm_notifications.sms import is_e164, normalise_phone
+
 
 class Channel(StrEnum):
     EMAIL = "email"
@@ -37,6 +39,10 @@ class NotificationCreate(BaseModel):
             EmailAddress.model_validate({"address": self.to})
             if not self.subject:
                 raise ValueError("an e-mail needs a subject")
+        else:
+            self.to = normalise_phone(self.to)
+            if not is_e164(self.to):
+                raise ValueError("to: an SMS needs an E.164 phone number, e.g. +79123456789")
         return self
 
 
@@ -65,6 +71,7 @@ class NotificationRead(BaseModel):
     cost_estimate: Decimal | None
     source_type: str | None
     source_id: str | None
+    contact_id: str | None = None
     created_at: datetime
     sent_at: datetime | None
 

@@ -87,6 +87,7 @@ async def list_notifications(
     status: str | None,
     channel: str | None,
     source_type: str | None,
+    contact_id: str | None = None,
 ) -> Page[NotificationRead]:
     query = select(Notification)
     for column, value in (
@@ -94,6 +95,7 @@ async def list_notifications(
         (Notification.status, status),
         (Notification.channel, channel),
         (Notification.source_type, source_type),
+        (Notification.contact_id, contact_id),
     ):
         if value:
             query = query.where(column == value)

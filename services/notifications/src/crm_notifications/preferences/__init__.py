@@ -1,0 +1,1 @@
+"""Per-contact notification preferences: category opt-outs and SMS quiet hours."""

@@ -1,0 +1,1 @@
+"""Outbound webhooks: admin-managed subscriptions, signed POSTs, retries, a delivery log, replay."""

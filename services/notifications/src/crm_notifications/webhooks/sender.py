@@ -1,0 +1,197 @@
+"""Deliver pending webhook deliveries: a signed POST each, retried with back-off, every try logged.
+
+Like the e-mail dispatcher: claim due rows under a lease in a short
+transaction, POST outside any transaction, record the outcome with its
+attempt row. A crashed sender's leased rows go back to pending (the receiver
+de-duplicates by `X-CRM-Event-Id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+from sqlalchemy import select, update
+
+from crm_kernel.db import Database
+from crm_kernel.ids import new_id
+from crm_notifications.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from crm_notifications.webhooks.signature import SIGNATURE_HEADER, sign
+from crm_notifications.webhooks.targets import GuardedResolver, TargetRefused, check_target
+
+log = logging.getLogger(__name__)
+
+MAX_DELAY = 3600.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    permanent: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    subscription_id: str
+    event_id: str
+    event_type: str
+    body: str
+    attempts: int
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        allow_private: bool,
+        concurrency: int = 10,
+        max_attempts: int = 8,
+        base_delay: float = 10.0,
+        timeout: float = 10.0,
+        lease: timedelta = timedelta(minutes=2),
+        poll_interval: float = 0.2,
+        batch_size: int = 100,
+    ):
+        self.db = db
+        self.allow_private = allow_private
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.timeout = timeout
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+
+    async def run(self) -> None:
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(allow_private=self.allow_private), limit=self.concurrency
+        )
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout)
+        ) as http:
+            while True:
+                try:
+                    await self.sweep()
+                    jobs = await self.claim()
+                    await asyncio.gather(*(self.deliver(http, job) for job in jobs))
+                    if not jobs:
+                        await asyncio.sleep(self.poll_interval)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("webhook sender failed; retrying")
+                    await asyncio.sleep(1)
+
+    async def sweep(self) -> None:
+        now = datetime.now(UTC)
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.status == "sending", WebhookDelivery.lease_until < now)
+                .values(status="pending", next_attempt_at=now, lease_until=None)
+            )
+
+    async def claim(self) -> list[Job]:
+        now = datetime.now(UTC)
+        async with self.db.transaction() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(WebhookDelivery)
+                        .where(
+                            WebhookDelivery.status == "pending",
+                            WebhookDelivery.next_attempt_at <= now,
+                        )
+                        .order_by(WebhookDelivery.next_attempt_at)
+                        .limit(self.batch_size)
+                        .with_for_update(skip_locked=True)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for row in rows:
+                row.status, row.lease_until = "sending", now + self.lease
+                row.attempts += 1
+            return [
+                Job(r.id, r.subscription_id, r.event_id, r.event_type, r.body, r.attempts)
+                for r in rows
+            ]
+
+    async def deliver(self, http: aiohttp.ClientSession, job: Job) -> None:
+        async with self.db.session() as session:
+            subscription = await session.get(WebhookSubscription, job.subscription_id)
+        if subscription is None or subscription.deleted_at is not None:
+            outcome = Outcome(None, "the subscription was deleted", 0, permanent=True)
+        else:
+            outcome = await self.post(http, subscription.url, subscription.secret, job)
+        await self.record(job, outcome)
+
+    async def post(self, http: aiohttp.ClientSession, url: str, secret: str, job: Job) -> Outcome:
+        started = time.monotonic()
+        body = job.body.encode()
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "crm-webhooks/1",
+            "X-CRM-Event-Id": job.event_id,
+            "X-CRM-Event-Type": job.event_type,
+            "X-CRM-Delivery-Id": job.id,
+            "X-CRM-Timestamp": str(timestamp),
+            SIGNATURE_HEADER: sign(secret, body, timestamp),
+        }
+        try:
+            await check_target(url, allow_private=self.allow_private)
+            async with http.post(url, data=body, headers=headers, allow_redirects=False) as answer:
+                await answer.content.read(4096)
+                code = answer.status
+        except TargetRefused as exc:
+            return Outcome(None, f"refused: {exc}", _ms(started), permanent=True)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return Outcome(None, f"{type(exc).__name__}: {exc}", _ms(started))
+        error = None if 200 <= code < 300 else f"HTTP {code}"
+        return Outcome(code, error, _ms(started))
+
+    async def record(self, job: Job, outcome: Outcome) -> None:
+        now = datetime.now(UTC)
+        async with self.db.transaction() as session:
+            row = await session.get(WebhookDelivery, job.id)
+            if row is None or row.status != "sending":
+                return
+            session.add(
+                WebhookAttempt(
+                    id=str(new_id()),
+                    delivery_id=job.id,
+                    at=now,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                )
+            )
+            row.lease_until = None
+            row.last_status_code, row.last_error = outcome.status_code, outcome.error
+            if outcome.ok:
+                row.status, row.delivered_at = "succeeded", now
+            elif outcome.permanent or job.attempts >= self.max_attempts:
+                row.status = "failed"
+            else:
+                delay = min(MAX_DELAY, self.base_delay * 2 ** (job.attempts - 1))
+                row.status = "pending"
+                row.next_attempt_at = now + timedelta(seconds=delay * random.uniform(0.5, 1.5))
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
