@@ -1,0 +1,1 @@
+"""Campaigns: definition, lifecycle, the send ledger, the sender, A/B tests and statistics."""

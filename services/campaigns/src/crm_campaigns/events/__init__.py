@@ -1,0 +1,1 @@
+"""Marketing events: seminars, webinars and exhibitions with invitations, registration and attendance."""

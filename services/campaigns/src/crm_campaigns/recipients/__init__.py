@@ -1,0 +1,1 @@
+"""The recipient directory: a replica of contacts, segments and RFM groups."""

@@ -1,0 +1,1 @@
+"""Message templates: sandboxed Jinja2 personalisation for e-mail and SMS."""

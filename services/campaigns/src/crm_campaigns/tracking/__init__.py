@@ -1,0 +1,1 @@
+"""Open and click tracking, and unsubscribe: signed public links and what they record."""

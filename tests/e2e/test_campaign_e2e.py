@@ -1,0 +1,188 @@
+"""A campaign through the real stack: contacts -> segment -> campaigns -> notifications -> SMTP,
+with personalisation, tracking links that resolve through the gateway, unsubscribe headers,
+and opens and clicks counted once per recipient in the unique figures."""
+
+from __future__ import annotations
+
+import email
+import email.message
+import re
+import threading
+from collections.abc import Iterator
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from crm_kernel.testing import NatsServer
+from e2e_helpers import ADMIN_EMAIL, ADMIN_PASSWORD, login, wait_for
+from stack import SERVICES, Stack, StackConfig, free_port
+
+RECIPIENTS = 40
+TRACKED = re.compile(r"(/public/[ocu]/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
+
+
+class Inbox:
+    """aiosmtpd handler keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=default_policy)
+        with self.lock:
+            self.messages.append(message)  # type: ignore[arg-type]
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def mail_stack(tmp_dir: Path, smtp: tuple[Inbox, int]) -> Iterator[Stack]:
+    server = NatsServer(tmp_dir / "nats")
+    server.start()
+    config = StackConfig(
+        data_dir=tmp_dir / "data",
+        ports={name: free_port() for name in SERVICES},
+        nats_url=server.url,
+        admin_email=ADMIN_EMAIL,
+        admin_password=ADMIN_PASSWORD,
+        env={"SMTP_URL": f"smtp://127.0.0.1:{smtp[1]}"},
+    )
+    running = Stack(config)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        server.stop()
+
+
+def _html(message: email.message.EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def test_campaign_reaches_smtp_with_tracking_and_unsubscribe(
+    mail_stack: Stack, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, _ = smtp
+    gateway_url = mail_stack.config.gateway_url
+    with httpx.Client(base_url=f"{gateway_url}/api/v1", timeout=30) as api:
+        headers = login(api)
+        for i in range(RECIPIENTS):
+            created = api.post(
+                "/contacts",
+                json={
+                    "first_name": f"Имя{i}",
+                    "email": f"person{i}@example.org",
+                    "tags": ["spring"],
+                    "consent": {"email": True},
+                },
+                headers=headers,
+            )
+            assert created.status_code == 201, created.text
+        last_id = created.json()["id"]
+        segment = api.post(
+            "/segments",
+            json={
+                "name": "Spring",
+                "kind": "dynamic",
+                "filter": {"field": "tags", "op": "has", "value": "spring"},
+            },
+            headers=headers,
+        )
+        assert segment.status_code == 201, segment.text
+        template = api.post(
+            "/templates",
+            json={
+                "name": "Spring",
+                "channel": "email",
+                "subject": "Весна для {{ contact.first_name | default('клиента') }}",
+                "body_html": "<p>Привет, {{ contact.first_name }}!</p>"
+                '<a href="https://shop.example/spring">Каталог</a>',
+                "body_text": "Привет, {{ contact.first_name }}! {{ unsubscribe_url }}",
+            },
+            headers=headers,
+        )
+        assert template.status_code == 201, template.text
+        # The campaigns replica has the contacts once the preview finds the last one.
+        wait_for(
+            lambda: (
+                api.post(
+                    f"/templates/{template.json()['id']}/preview",
+                    json={"contact_id": last_id},
+                    headers=headers,
+                ).status_code
+                == 200
+            ),
+            timeout=60,
+            message="contacts in the campaigns replica",
+        )
+        campaign = api.post(
+            "/campaigns",
+            json={
+                "name": "Spring",
+                "template_id": template.json()["id"],
+                "segment_id": segment.json()["id"],
+                "rate_per_second": 200,
+            },
+            headers=headers,
+        )
+        assert campaign.status_code == 201, campaign.text
+        campaign_id = campaign.json()["id"]
+        sent = api.post(f"/campaigns/{campaign_id}/send", headers=headers)
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["progress"]["audience"] == RECIPIENTS
+        wait_for(lambda: len(inbox.messages) >= RECIPIENTS, timeout=120, message="all mail")
+        wait_for(
+            lambda: (
+                api.get(f"/campaigns/{campaign_id}", headers=headers).json()["status"] == "sent"
+            ),
+            timeout=60,
+            message="campaign sent",
+        )
+        assert len(inbox.messages) == RECIPIENTS
+        recipients = {str(m["To"]) for m in inbox.messages}
+        assert recipients == {f"person{i}@example.org" for i in range(RECIPIENTS)}
+        first = next(m for m in inbox.messages if str(m["To"]) == "person0@example.org")
+        assert str(first["Subject"]) == "Весна для Имя0"
+        assert "Привет, Имя0!" in _html(first)
+        assert "/public/u/" in str(first["List-Unsubscribe"])
+        assert str(first["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
+        links = {path[8]: path for path in TRACKED.findall(_html(first))}
+    with httpx.Client(base_url=gateway_url, timeout=30) as public:
+        for _ in range(2):
+            pixel = public.get(links["o"])
+            assert pixel.status_code == 200 and pixel.headers["content-type"] == "image/gif"
+            click = public.get(links["c"], follow_redirects=False)
+            assert click.status_code == 302
+            assert click.headers["location"] == "https://shop.example/spring"
+        unsubscribe = str(first["List-Unsubscribe"]).strip("<>")
+        page = public.get(unsubscribe)
+        assert page.status_code == 200
+        assert public.post(unsubscribe, content=b"List-Unsubscribe=One-Click").status_code == 200
+    with httpx.Client(base_url=f"{gateway_url}/api/v1", timeout=30) as api:
+
+        def unique_figures() -> dict[str, Any] | None:
+            stats = api.get(f"/campaigns/{campaign_id}/stats", headers=headers).json()
+            totals = stats["totals"]
+            return totals if totals["unsubscribed"] == 1 else None
+
+        totals = wait_for(unique_figures, timeout=30, message="stats")
+        assert (totals["opened"], totals["opens_total"]) == (1, 2)
+        assert (totals["clicked"], totals["clicks_total"]) == (1, 2)
+        assert totals["sent"] == RECIPIENTS
