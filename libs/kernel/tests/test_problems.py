@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, insert, select
 
+from crm_kernel.db import Database
 from crm_kernel.problems import (
     BadGateway,
     Conflict,
@@ -218,3 +221,44 @@ async def test_500_problem_carries_the_request_id(client: httpx.AsyncClient) -> 
     assert response.status_code == 500
     assert response.headers.get("x-request-id") == "req-500"
     assert response.json().get("request_id") == "req-500"
+
+
+notes = MetaData()
+note_rows = Table(
+    "problem_notes",
+    notes,
+    Column("id", Integer, primary_key=True),
+    Column("text", String(100)),
+    Column("extra", JSON),
+)
+
+
+@pytest.mark.parametrize(
+    "body", [{"text": "a\u0000b"}, {"text": "ok", "extra": {"k": "a\u0000b"}}], ids=["text", "json"]
+)
+async def test_a_nul_character_is_a_422_problem_or_stored_never_a_500(
+    open_db: Callable[..., Awaitable[Database]], body: dict[str, Any]
+) -> None:
+    db = await open_db(notes)
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.post("/notes")
+    async def create(note: dict[str, Any]) -> dict[str, str]:
+        async with db.transaction() as session:
+            await session.execute(insert(note_rows).values(**note))
+        return {"stored": "yes"}
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/notes", json=body)
+    async with db.session() as session:
+        stored = (await session.execute(select(note_rows.c.text, note_rows.c.extra))).all()
+    if response.status_code == 200:  # SQLite, and PostgreSQL's json type, store it as typed
+        assert stored == [(body["text"], body.get("extra"))]
+        assert db.is_sqlite or "extra" in body
+        return
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert "NUL" in response.json()["detail"]
+    assert stored == []

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crm_kernel.request_id import current_request_id
@@ -155,6 +156,11 @@ def validation_errors(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return errors
 
 
+# SQLSTATEs of text the database cannot store: character_not_in_repertoire
+# (a NUL in text) and untranslatable_character (a \u0000 escape in JSON).
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error the app can raise to problem JSON (never an HTML or bare 500)."""
 
@@ -186,3 +192,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "Internal error", "The server failed; the error is logged.")
+
+    @app.exception_handler(DBAPIError)
+    async def on_database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # PostgreSQL refuses NUL (U+0000) in text and JSON; SQLite takes it. Either way
+        # it is what a user typed, not a server fault, and the transaction rolled back.
+        if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT:
+            return problem(422, "Invalid input", "Text must not contain NUL (\\u0000) characters.")
+        return await on_unexpected(request, exc)
