@@ -13,9 +13,12 @@ from crm_contacts.activities import models as _activity_models  # noqa: F401 - r
 from crm_contacts.audit import models as _audit_models  # noqa: F401 - registers tables
 from crm_contacts.companies import models as _company_models  # noqa: F401 - registers tables
 from crm_contacts.contacts import models as _contact_models  # noqa: F401 - registers tables
+from crm_contacts.custom_fields import models as _field_models  # noqa: F401 - registers tables
+from crm_contacts.metering import models as _metering_models  # noqa: F401 - registers tables
 from crm_contacts.models import Base
 from crm_contacts.requests import models as _request_models  # noqa: F401 - registers tables
 from crm_contacts.tasks import models as _task_models  # noqa: F401 - registers tables
+from crm_contacts.timeline import models as _timeline_models  # noqa: F401 - registers tables
 from crm_kernel.db import Database
 from crm_kernel.migrate import migrate, service_migrations
 

@@ -194,6 +194,42 @@ async def attempt(
     raise AssertionError(action)
 
 
+async def attempt_on_contact(
+    api: httpx.AsyncClient, staff: Staff, action: str, actor: str, owner: str
+) -> int:
+    """The status `actor` gets on the duplicate, merge, erase and viewer endpoints."""
+    contact_id = await create(api, "contacts", owner)
+    url, headers = f"/contacts/{contact_id}", staff.headers(actor)
+    if action == "duplicates":
+        return (await api.get(f"{url}/duplicates", headers=headers)).status_code
+    if action == "merge":  # another contact of the same owner into this one
+        other = await create(api, "contacts", owner)
+        body = {"other_id": other}
+        return (await api.post(f"{url}/merge", json=body, headers=headers)).status_code
+    if action == "merge_from":  # this contact into one of the actor's own
+        own = await create(api, "contacts", actor)
+        body = {"other_id": contact_id}
+        return (await api.post(f"/contacts/{own}/merge", json=body, headers=headers)).status_code
+    if action == "erase":
+        return (await api.post(f"{url}/erase", headers=headers)).status_code
+    if action == "viewers":
+        return (await api.get(f"{url}/viewers", headers=headers)).status_code
+    raise AssertionError(action)
+
+
+def contact_extra_expectations(s: Staff, actor: str, contact: dict[str, int]) -> dict[str, int]:
+    """Duplicates follow reading; merging needs the right to change both; erase and viewers
+    are for admins alone (403 for everyone else, whoever owns the contact)."""
+    admin_only = {s.admin: 204}.get(actor, NO)
+    return {
+        "duplicates": contact["read"],
+        "merge": contact["patch"],
+        "merge_from": contact["patch"],
+        "erase": admin_only,
+        "viewers": OK if actor == s.admin else NO,
+    }
+
+
 # (actor, owner of the record) -> expected status per action.
 OK, GONE, NO = 200, 404, 403
 DELETED = 204
@@ -286,6 +322,13 @@ async def test_each_role_reaches_exactly_the_records_it_may(
                     mismatches.append(
                         (kind, action, staff.name(actor), staff.name(owner), status, got)
                     )
+    for (actor, owner), expected in expectations(staff).items():
+        for action, status in contact_extra_expectations(staff, actor, expected).items():
+            got = await attempt_on_contact(api, staff, action, actor, owner)
+            if got != status:
+                mismatches.append(
+                    ("contacts", action, staff.name(actor), staff.name(owner), status, got)
+                )
     for (actor, owner), expected in expectations(staff).items():
         for action, status in activity_expectations(expected).items():
             got = await attempt_on_activity(api, staff, action, actor, owner)

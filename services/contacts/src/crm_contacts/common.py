@@ -27,7 +27,7 @@ async def publish_state(
     kind: type[IntegrationEvent],
     read: BaseModel,
     *,
-    actor: str,
+    actor: str | None,
     **extra: Any,
 ) -> None:
     """Publish a record's whole current state (`read`, as the API shows it) as event `kind`."""

@@ -146,3 +146,16 @@ def company_condition(query: str, *, sqlite: bool) -> ColumnElement[bool]:
     """Companies whose name or domain match the query."""
     terms = words(query)
     return _companies_matching(terms, sqlite=sqlite) if terms else false()
+
+
+def contact_name_condition(name: str, *, sqlite: bool) -> ColumnElement[bool]:
+    """Contacts with a name word starting like the last word of `name` (duplicate candidates).
+
+    Only the first five letters count, so Петров, Петрова and Петровой meet;
+    the caller compares the candidates' names more closely.
+    """
+    terms = words(name)
+    if not terms:
+        return false()
+    stem = [terms[-1][:5]]
+    return _contacts_matching(stem, sqlite=sqlite, column_name="names" if sqlite else None)

@@ -35,7 +35,8 @@ def stream_reader(nats_url: str, stream: str = "CRM_CONTACTS") -> Events:
             except nats.js.errors.NotFoundError:
                 return []
             found = []
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            # An empty stream reports sequence 0, which get_msg refuses.
+            for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
                 message = await js.get_msg(stream, seq)
                 if message.data:
                     envelope = Envelope.from_bytes(message.data)

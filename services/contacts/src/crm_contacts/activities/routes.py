@@ -13,8 +13,10 @@ from crm_contacts.activities.schemas import (
     ActivityRead,
     ActivityType,
     ActivityUpdate,
-    TimelineEntry,
 )
+from crm_contacts.metering.service import ReadGuardDep
+from crm_contacts.timeline import service as timeline_service
+from crm_contacts.timeline.schemas import TimelineItem
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
@@ -110,15 +112,18 @@ async def delete_activity(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@timeline_router.get("/{contact_id}/timeline", response_model=Page[TimelineEntry])
+@timeline_router.get("/{contact_id}/timeline", response_model=Page[TimelineItem])
 async def timeline(
     contact_id: uuid.UUID,
     principal: CurrentUser,
     db: DatabaseDep,
+    guard: ReadGuardDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> Page[TimelineEntry]:
+) -> Page[TimelineItem]:
     """A contact's history, newest first; 404 if the caller may not see the contact."""
-    return await service.timeline(
+    page = await timeline_service.timeline(
         db=db, principal=principal, contact_id=str(contact_id), limit=limit, cursor=cursor
     )
+    await guard.check(principal, [str(contact_id)])
+    return page

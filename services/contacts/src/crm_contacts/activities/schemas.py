@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -76,9 +76,3 @@ class ActivityRead(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
-
-
-class TimelineEntry(ActivityRead):
-    """One entry of a contact's timeline; `kind` tells manual activities from later kinds."""
-
-    kind: Literal["activity"] = "activity"

@@ -15,7 +15,6 @@ from crm_contacts.activities.schemas import (
     ActivityRead,
     ActivityType,
     ActivityUpdate,
-    TimelineEntry,
 )
 from crm_contacts.audit.service import audit_change
 from crm_contacts.common import stale, utcnow
@@ -179,28 +178,6 @@ async def list_activities(
     async with db.session() as session:
         rows, next_cursor = await paginate(session, query, keys, limit=limit, cursor=cursor)
     return Page[ActivityRead](items=[to_read(row[0]) for row in rows], next_cursor=next_cursor)
-
-
-async def timeline(
-    *, db: Database, principal: Principal, contact_id: str, limit: int, cursor: str | None
-) -> Page[TimelineEntry]:
-    """A visible contact's history, newest first; 404 if the caller may not see the contact."""
-    keys = parse_sort(None, SORTABLE, "-occurred_at", Activity.id)
-    async with db.session() as session:
-        visible = await session.scalar(
-            select(Contact.id).where(
-                Contact.id == contact_id,
-                Contact.deleted_at.is_(None),
-                owner_filter(principal, Contact.owner_id),
-            )
-        )
-        if visible is None:
-            raise NotFound(f"No contact {contact_id}.")
-        query = _visible(principal).where(Activity.contact_id == contact_id)
-        rows, next_cursor = await paginate(session, query, keys, limit=limit, cursor=cursor)
-    return Page[TimelineEntry](
-        items=[TimelineEntry.model_validate(row[0]) for row in rows], next_cursor=next_cursor
-    )
 
 
 async def update_activity(

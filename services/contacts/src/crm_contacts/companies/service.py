@@ -11,6 +11,7 @@ from crm_contacts.audit.service import audit_change
 from crm_contacts.common import publish_state, stale, utcnow
 from crm_contacts.companies.models import Company
 from crm_contacts.companies.schemas import CompanyCreate, CompanyRead, CompanyUpdate
+from crm_contacts.custom_fields.service import validate_custom
 from crm_contacts.phones import to_e164
 from crm_kernel.auth import Principal
 from crm_kernel.contracts.contacts import (
@@ -93,7 +94,7 @@ async def create_company(
             phone=phone,
             owner_id=owner_id,
             tags=sorted(set(data.tags)),
-            custom=data.custom,
+            custom=await validate_custom(session, "company", data.custom),
             created_at=now,
             updated_at=now,
         )
@@ -157,9 +158,11 @@ async def update_company(
             access.ensure_may_write(principal, company.owner_id)
             check_version(company.version, expected_version, data.version)
             before = to_read(company)
-            for name in ("name", "domain", "custom"):
+            for name in ("name", "domain"):
                 if name in sent:
                     setattr(company, name, getattr(data, name))
+            if "custom" in sent and data.custom is not None:
+                company.custom = await validate_custom(session, "company", data.custom)
             if "tags" in sent and data.tags is not None:
                 company.tags = sorted(set(data.tags))
             if "phone" in sent:

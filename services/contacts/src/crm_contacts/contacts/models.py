@@ -33,6 +33,10 @@ class Contact(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # In the trash since then (soft delete); None for a live contact.
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # A privacy request erased the person: a tombstone in the trash, never restored.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Merged into this survivor (and in the trash since); events about it go there.
+    merged_into: Mapped[str | None] = mapped_column(String(36))
 
     __table_args__ = (
         Index("ix_contacts_owner_created", "owner_id", "created_at", "id"),

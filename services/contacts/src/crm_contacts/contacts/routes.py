@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import AwareDatetime
 
-from crm_contacts.contacts import service
+from crm_contacts.contacts import erasure, merge, service
 from crm_contacts.contacts.schemas import (
     BulkReassign,
     BulkReassigned,
@@ -16,9 +16,13 @@ from crm_contacts.contacts.schemas import (
     ContactCreate,
     ContactRead,
     ContactUpdate,
+    DuplicateRead,
     LifecycleStage,
+    MergeRequest,
     Reassign,
+    ViewerRead,
 )
+from crm_contacts.metering.service import ReadGuardDep
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
@@ -69,10 +73,15 @@ async def reassign_contacts(
 
 @router.get("/{contact_id}", response_model=ContactRead)
 async def get_contact(
-    contact_id: uuid.UUID, principal: CurrentUser, db: DatabaseDep, response: Response
+    contact_id: uuid.UUID,
+    principal: CurrentUser,
+    db: DatabaseDep,
+    guard: ReadGuardDep,
+    response: Response,
 ) -> ContactRead:
     """One contact; the ETag is its version, for If-Match on a later change."""
     contact = await service.get_contact(db=db, principal=principal, contact_id=str(contact_id))
+    await guard.check(principal, [str(contact.id)])
     response.headers["ETag"] = etag(contact.version)
     return contact
 
@@ -81,6 +90,7 @@ async def get_contact(
 async def list_contacts(
     principal: CurrentUser,
     db: DatabaseDep,
+    guard: ReadGuardDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
@@ -107,7 +117,7 @@ async def list_contacts(
     updated_before: AwareDatetime | None = None,
 ) -> Page[ContactRead]:
     """The contacts the caller may see, a page at a time; `q` searches them."""
-    return await service.list_contacts(
+    page = await service.list_contacts(
         db=db,
         principal=principal,
         limit=limit,
@@ -126,6 +136,8 @@ async def list_contacts(
         updated_after=updated_after,
         updated_before=updated_before,
     )
+    await guard.check(principal, [str(c.id) for c in page.items])
+    return page
 
 
 @router.patch("/{contact_id}", response_model=ContactRead)
@@ -203,7 +215,55 @@ async def reassign_contact(
 
 @router.get("/{contact_id}/consent", response_model=list[ConsentEntryRead])
 async def consent_history(
-    contact_id: uuid.UUID, principal: CurrentUser, db: DatabaseDep
+    contact_id: uuid.UUID, principal: CurrentUser, db: DatabaseDep, guard: ReadGuardDep
 ) -> list[ConsentEntryRead]:
     """The consent ledger of a contact: every change with source, time and actor."""
-    return await service.consent_history(db=db, principal=principal, contact_id=str(contact_id))
+    ledger = await service.consent_history(db=db, principal=principal, contact_id=str(contact_id))
+    await guard.check(principal, [str(contact_id)])
+    return ledger
+
+
+@router.post("/{contact_id}/erase", status_code=status.HTTP_204_NO_CONTENT)
+async def erase_contact(contact_id: uuid.UUID, principal: CurrentUser, db: DatabaseDep) -> Response:
+    """Erase a person for a privacy request (admins): personal data goes, a tombstone stays."""
+    await erasure.erase_contact(db=db, principal=principal, contact_id=str(contact_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{contact_id}/duplicates", response_model=list[DuplicateRead])
+async def contact_duplicates(
+    contact_id: uuid.UUID, principal: CurrentUser, db: DatabaseDep, guard: ReadGuardDep
+) -> list[DuplicateRead]:
+    """Likely twins the caller may see (same e-mail or phone, or similar name and company)."""
+    found = await merge.duplicates(db=db, principal=principal, contact_id=str(contact_id))
+    await guard.check(principal, [str(contact_id), *(str(d.contact.id) for d in found)])
+    return found
+
+
+@router.post("/{contact_id}/merge", response_model=ContactRead)
+async def merge_contact(
+    contact_id: uuid.UUID,
+    data: MergeRequest,
+    principal: CurrentUser,
+    db: DatabaseDep,
+    response: Response,
+    if_match: IfMatch,
+) -> ContactRead:
+    """Merge `other_id` into this contact (the survivor; If-Match is its version)."""
+    contact = await merge.merge_contacts(
+        db=db,
+        principal=principal,
+        survivor_id=str(contact_id),
+        other_id=str(data.other_id),
+        expected_version=if_match,
+    )
+    response.headers["ETag"] = etag(contact.version)
+    return contact
+
+
+@router.get("/{contact_id}/viewers", response_model=list[ViewerRead])
+async def contact_viewers(
+    contact_id: uuid.UUID, principal: CurrentUser, guard: ReadGuardDep
+) -> list[ViewerRead]:
+    """Who read this contact, last read first (admins)."""
+    return await guard.viewers(principal, str(contact_id))

@@ -141,3 +141,26 @@ class ConsentEntryRead(BaseModel):
     source: str
     actor_id: str | None
     at: datetime
+
+
+class DuplicateRead(BaseModel):
+    """A likely twin: `reasons` are the matching signals (email, phone, name, company_id)."""
+
+    contact: ContactRead
+    reasons: list[str]
+    score: int
+
+
+class MergeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    other_id: uuid.UUID = Field(description="The contact merged into this one (and removed).")
+
+
+class ViewerRead(BaseModel):
+    """Who read a contact, and when last."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: uuid.UUID
+    viewed_at: datetime

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, cast, func, select
+from sqlalchemy import ColumnElement, and_, cast, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm_contacts import access, search
+from crm_contacts.audit import service as audit
 from crm_contacts.audit.service import audit_change
 from crm_contacts.common import publish_state, stale, utcnow
 from crm_contacts.companies.service import ensure_usable_company
@@ -22,6 +23,7 @@ from crm_contacts.contacts.schemas import (
     ContactRead,
     ContactUpdate,
 )
+from crm_contacts.custom_fields.service import validate_custom
 from crm_contacts.phones import to_e164
 from crm_kernel.auth import Principal
 from crm_kernel.contracts.contacts import (
@@ -48,7 +50,7 @@ SORTABLE = {
     "first_name": Contact.first_name,
 }
 # Plain columns a PATCH may set as sent (the others need normalising or checks).
-_PLAIN = ("first_name", "last_name", "position", "lifecycle_stage", "custom")
+_PLAIN = ("first_name", "last_name", "position", "lifecycle_stage")
 
 
 def to_read(contact: Contact) -> ContactRead:
@@ -60,6 +62,15 @@ def to_read(contact: Contact) -> ContactRead:
     )
 
 
+def in_trash_condition(trash: bool) -> ColumnElement[bool]:
+    """Live contacts, or those in the trash that may come back (not erased, not merged away)."""
+    if not trash:
+        return Contact.deleted_at.is_(None)
+    return and_(
+        Contact.deleted_at.is_not(None), Contact.erased_at.is_(None), Contact.merged_into.is_(None)
+    )
+
+
 def _has_tag(tag: str, *, sqlite: bool) -> ColumnElement[bool]:
     """Contacts whose `tags` (a JSON array) hold this tag."""
     if sqlite:
@@ -68,11 +79,11 @@ def _has_tag(tag: str, *, sqlite: bool) -> ColumnElement[bool]:
     return cast(Contact.tags, JSONB).contains([tag])
 
 
-async def _load(
+async def load(
     session: AsyncSession, principal: Principal, contact_id: str, *, in_trash: bool = False
 ) -> Contact:
     """The contact if the caller may see it (live, or in the trash), else 404."""
-    deleted = Contact.deleted_at.is_not(None) if in_trash else Contact.deleted_at.is_(None)
+    deleted = in_trash_condition(in_trash)
     contact = (
         await session.execute(
             select(Contact).where(
@@ -126,7 +137,7 @@ def _record_consent(
     channel: str,
     granted: bool,
     source: str,
-    actor: str,
+    actor: str | None,
 ) -> ConsentChanged:
     """A ledger row for one channel's change, and the event announcing it."""
     at = utcnow()
@@ -181,7 +192,7 @@ async def create_contact(
             lifecycle_stage=data.lifecycle_stage,
             consent_email=data.consent.email,
             consent_sms=data.consent.sms,
-            custom=data.custom,
+            custom=await validate_custom(session, "contact", data.custom),
             created_at=now,
             updated_at=now,
         )
@@ -207,7 +218,7 @@ async def create_contact(
 async def get_contact(*, db: Database, principal: Principal, contact_id: str) -> ContactRead:
     """One live contact, or 404 when it does not exist or the caller may not see it."""
     async with db.session() as session:
-        return to_read(await _load(session, principal, contact_id))
+        return to_read(await load(session, principal, contact_id))
 
 
 async def list_contacts(
@@ -233,8 +244,9 @@ async def list_contacts(
     """The contacts the caller may see (or their trash), filtered, sorted and paged by cursor."""
     if trash:
         access.ensure_trash_role(principal)
-    deleted = Contact.deleted_at.is_not(None) if trash else Contact.deleted_at.is_(None)
-    query = select(Contact).where(deleted, owner_filter(principal, Contact.owner_id))
+    query = select(Contact).where(
+        in_trash_condition(trash), owner_filter(principal, Contact.owner_id)
+    )
     if owner_id:
         query = query.where(Contact.owner_id == owner_id)
     if lifecycle_stage:
@@ -282,6 +294,8 @@ async def _apply_update(
             setattr(contact, name, getattr(data, name))
     if "tags" in sent and data.tags is not None:
         contact.tags = sorted(set(data.tags))
+    if "custom" in sent and data.custom is not None:
+        contact.custom = await validate_custom(session, "contact", data.custom)
     if "email" in sent:
         contact.email = data.email.lower() if data.email else None
     if "phone" in sent:
@@ -331,7 +345,7 @@ async def update_contact(
     """Change a contact's fields; 412 if the version the caller read is stale."""
     try:
         async with db.transaction() as session:
-            contact = await _load(session, principal, contact_id)
+            contact = await load(session, principal, contact_id)
             access.ensure_may_write(principal, contact.owner_id)
             check_version(contact.version, expected_version, data.version)
             before = to_read(contact)
@@ -357,7 +371,7 @@ async def delete_contact(
     """Move a contact to the trash (restorable by admins and heads of sales)."""
     try:
         async with db.transaction() as session:
-            contact = await _load(session, principal, contact_id)
+            contact = await load(session, principal, contact_id)
             access.ensure_may_write(principal, contact.owner_id)
             check_version(contact.version, expected_version)
             before = to_read(contact)
@@ -377,7 +391,7 @@ async def restore_contact(
     access.ensure_trash_role(principal)
     try:
         async with db.transaction() as session:
-            contact = await _load(session, principal, contact_id, in_trash=True)
+            contact = await load(session, principal, contact_id, in_trash=True)
             check_version(contact.version, expected_version)
             before = to_read(contact)
             contact.deleted_at = None
@@ -425,7 +439,7 @@ async def reassign_contact(
     access.ensure_may_reassign(principal)
     try:
         async with db.transaction() as session:
-            contact = await _load(session, principal, contact_id)
+            contact = await load(session, principal, contact_id)
             check_version(contact.version, expected_version)
             if not await access.may_assign(session, principal, owner_id):
                 raise access.owner_not_assignable()
@@ -480,10 +494,47 @@ async def consent_history(
 ) -> list[ConsentEntryRead]:
     """Every consent change of a visible contact, oldest first."""
     async with db.session() as session:
-        await _load(session, principal, contact_id)
+        await load(session, principal, contact_id)
         entries = await session.scalars(
             select(ConsentEntry)
             .where(ConsentEntry.contact_id == contact_id)
             .order_by(ConsentEntry.at, ConsentEntry.id)
         )
         return [ConsentEntryRead.model_validate(e) for e in entries]
+
+
+async def withdraw_consent_from_event(
+    session: AsyncSession, *, contact_id: str, channel: str, source: str, actor: str | None
+) -> None:
+    """A recipient unsubscribed elsewhere: the channel's consent goes (ledger, events), once.
+
+    A merged contact's withdrawal applies to its survivor; an unknown or erased
+    contact, an unknown channel, or consent already withdrawn changes nothing.
+    """
+    contact = await session.get(Contact, contact_id)
+    if contact is not None and contact.merged_into:
+        contact = await session.get(Contact, contact.merged_into)
+    attribute = f"consent_{channel}"
+    if contact is None or contact.erased_at or channel not in ("email", "sms"):
+        return
+    if not getattr(contact, attribute):
+        return
+    before = to_read(contact)
+    setattr(contact, attribute, False)
+    contact.updated_at = utcnow()
+    event = _record_consent(
+        session, contact, channel=channel, granted=False, source=source, actor=actor
+    )
+    await session.flush()
+    read = to_read(contact)
+    audit.record(
+        session,
+        actor_id=actor,
+        action="update",
+        record_type=RECORD_TYPE,
+        record_id=contact.id,
+        before=before,
+        after=read,
+    )
+    await publish_state(session, ContactUpdated, read, actor=actor)
+    await add_event(session, event, subject=contact.id, actor=actor)

@@ -32,11 +32,14 @@ class Task(Base):
     remind_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     overdue_notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The `key` of the crm.contacts.task.create command that made it (one task per key).
+    create_key: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index("ix_tasks_due", "due_at", "id"),
         # The scheduler's scans: open tasks by when their next notice is due.
         Index("ix_tasks_status_remind", "status", "remind_at"),
         Index("ix_tasks_status_due", "status", "due_at"),
+        Index("ix_tasks_create_key", "create_key", unique=True),
     )
     __mapper_args__ = {"version_id_col": version}

@@ -20,7 +20,9 @@ from pydantic import (
 Moment = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 # Up to four weeks ahead; None: no due-soon reminder.
-RemindBefore = Annotated[int, Field(ge=0, le=40_320)]
+# At most four weeks ahead (also for tasks made by the task.create command).
+MAX_REMIND_MINUTES = 40_320
+RemindBefore = Annotated[int, Field(ge=0, le=MAX_REMIND_MINUTES)]
 
 
 class TaskStatus(StrEnum):

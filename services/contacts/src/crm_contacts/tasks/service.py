@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, or_, select
@@ -11,13 +11,22 @@ from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm_contacts import access
+from crm_contacts.audit import service as audit
 from crm_contacts.audit.service import audit_change
 from crm_contacts.common import stale, utcnow
 from crm_contacts.contacts.models import Contact
 from crm_contacts.tasks.models import Task
-from crm_contacts.tasks.schemas import TaskCreate, TaskRead, TaskStatus, TaskUpdate
+from crm_contacts.tasks.schemas import (
+    MAX_REMIND_MINUTES,
+    TaskCreate,
+    TaskRead,
+    TaskStatus,
+    TaskUpdate,
+)
 from crm_kernel.auth import Principal, Role
+from crm_kernel.consumer import PoisonMessage
 from crm_kernel.contracts.contacts import (
+    CreateTask,
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
@@ -282,3 +291,63 @@ async def delete_task(
             await publish(session, TaskDeleted, task, actor=principal.user_id)
     except StaleDataError as exc:
         raise stale("task") from exc
+
+
+def _command_due_at(command: CreateTask) -> datetime:
+    try:
+        due_at = datetime.fromisoformat(command.due_at)
+    except ValueError as exc:
+        raise PoisonMessage(f"task.create {command.key}: due_at is not ISO 8601") from exc
+    return due_at if due_at.tzinfo else due_at.replace(tzinfo=UTC)
+
+
+async def create_task_from_command(
+    session: AsyncSession, command: CreateTask, *, actor: str | None
+) -> None:
+    """Create the task a `crm.contacts.task.create` command asks for, once per `key`.
+
+    A merged contact's task goes on its survivor; an unknown or erased contact
+    leaves a deal task (or, without a deal, nothing to put the task on: dead letter).
+    """
+    existing = await session.scalar(select(Task.id).where(Task.create_key == command.key))
+    if existing is not None:
+        return
+    remind = command.remind_before_minutes
+    if remind is not None and not 0 <= remind <= MAX_REMIND_MINUTES:
+        raise PoisonMessage(f"task.create {command.key}: remind_before_minutes out of range")
+    contact_id = None
+    if command.contact_id:
+        contact = await session.get(Contact, command.contact_id)
+        if contact is not None and contact.merged_into:
+            contact = await session.get(Contact, contact.merged_into)
+        contact_id = contact.id if contact is not None and not contact.erased_at else None
+    if contact_id is None and not command.deal_id:
+        raise PoisonMessage(f"task.create {command.key}: no contact or deal to put it on")
+    due_at = _command_due_at(command)
+    now = utcnow()
+    task = Task(
+        id=str(new_id()),
+        title=command.title.strip()[:500] or "Task",
+        due_at=due_at,
+        assignee_id=command.assignee_id,
+        contact_id=contact_id,
+        deal_id=command.deal_id,
+        status=TaskStatus.OPEN,
+        remind_before_minutes=remind,
+        remind_at=_remind_at(due_at, remind),
+        create_key=command.key,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(task)
+    await session.flush()
+    audit.record(
+        session,
+        actor_id=actor,
+        action="create",
+        record_type=RECORD_TYPE,
+        record_id=task.id,
+        before=None,
+        after=to_read(task),
+    )
+    await publish(session, TaskCreated, task, actor=actor)

@@ -1,0 +1,1 @@
+"""Typed custom fields defined by admins, and the validation of their values."""

@@ -1,0 +1,1 @@
+"""CSV export of the contacts a caller may see."""

@@ -1,0 +1,131 @@
+"""Export use cases: a CSV of exactly the contacts the caller may list, audited with its size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from crm_contacts.audit.service import record
+from crm_contacts.common import utcnow
+from crm_contacts.contacts import service as contacts
+from crm_contacts.contacts.schemas import ContactRead
+from crm_contacts.exports import csvout
+from crm_contacts.exports.models import ContactExport
+from crm_contacts.exports.schemas import ExportCreate, ExportRead
+from crm_contacts.segments import service as segments
+from crm_kernel.auth import Principal
+from crm_kernel.db import Database
+from crm_kernel.ids import new_id
+from crm_kernel.pagination import MAX_LIMIT
+from crm_kernel.problems import Forbidden, NotFound
+
+RECORD_TYPE = "export"
+
+
+def ensure_may_export(principal: Principal, export_roles: str) -> None:
+    """The permission `contacts.export`: admins and the roles the setting names."""
+    granted = {r.strip() for r in export_roles.split(",") if r.strip()}
+    if principal.is_admin or principal.role.value in granted:
+        return
+    raise Forbidden("Exporting contacts needs the permission contacts.export.")
+
+
+def to_read(export: ContactExport) -> ExportRead:
+    read = ExportRead.model_validate(export)
+    read.download_path = f"/exports/{export.id}/download"
+    return read
+
+
+def _text(value: object | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+async def _everything(
+    db: Database, principal: Principal, data: ExportCreate, phone_region: str
+) -> list[ContactRead]:
+    """Every contact the list (or the segment's member list) shows the caller, page by page,
+    so an export can never hold more than the caller could read there."""
+    found: list[ContactRead] = []
+    cursor: str | None = None
+    while True:
+        if data.segment_id is not None:
+            page = await segments.members(
+                db=db,
+                principal=principal,
+                segment_id=str(data.segment_id),
+                limit=MAX_LIMIT,
+                cursor=cursor,
+                sort=None,
+            )
+        else:
+            page = await contacts.list_contacts(
+                db=db,
+                principal=principal,
+                limit=MAX_LIMIT,
+                cursor=cursor,
+                sort=None,
+                phone_region=phone_region,
+                owner_id=_text(data.owner_id),
+                team_id=_text(data.team_id),
+                company_id=_text(data.company_id),
+                lifecycle_stage=data.lifecycle_stage,
+                tag=data.tag,
+                q=data.q,
+                created_after=data.created_after,
+                created_before=data.created_before,
+                updated_after=data.updated_after,
+                updated_before=data.updated_before,
+            )
+        found.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
+
+
+async def create_export(
+    *, db: Database, principal: Principal, data: ExportCreate, phone_region: str, export_roles: str
+) -> ExportRead:
+    ensure_may_export(principal, export_roles)
+    content, rows = csvout.render(await _everything(db, principal, data, phone_region))
+    export = ContactExport(
+        id=str(new_id()),
+        actor_id=principal.user_id,
+        filters=data.model_dump(mode="json", exclude_none=True),
+        row_count=rows,
+        content=content,
+        created_at=utcnow(),
+    )
+    async with db.transaction() as session:
+        session.add(export)
+        read = to_read(export)
+        record(
+            session,
+            actor_id=principal.user_id,
+            action="export",
+            record_type=RECORD_TYPE,
+            record_id=export.id,
+            before=None,
+            after=read,
+        )
+    return read
+
+
+async def _load(db: Database, principal: Principal, export_id: str) -> ContactExport:
+    """Only whoever made the export (or an admin) may fetch it."""
+    query: Any = select(ContactExport).where(ContactExport.id == export_id)
+    if not principal.is_admin:
+        query = query.where(ContactExport.actor_id == principal.user_id)
+    async with db.session() as session:
+        export = (await session.scalars(query)).first()
+    if export is None:
+        raise NotFound(f"No export {export_id}.")
+    return export
+
+
+async def get_export(*, db: Database, principal: Principal, export_id: str) -> ExportRead:
+    return to_read(await _load(db, principal, export_id))
+
+
+async def download(*, db: Database, principal: Principal, export_id: str) -> bytes:
+    return (await _load(db, principal, export_id)).content

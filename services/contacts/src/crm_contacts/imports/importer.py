@@ -1,0 +1,424 @@
+"""Turning CSV rows into contacts, a batch at a time: validate every row, then write the good ones.
+
+A row either becomes (or updates, or is skipped as) a contact completely, or
+is reported with its line, field and reason: validation, company and owner
+look-ups and duplicate checks all happen before anything of the batch is
+written. The dry run runs the same code without the writes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_contacts import access
+from crm_contacts.audit.models import AuditEntry
+from crm_contacts.common import publish_state, utcnow
+from crm_contacts.companies.models import Company
+from crm_contacts.contacts.models import Contact
+from crm_contacts.contacts.schemas import ContactCreate, ContactRead
+from crm_contacts.contacts.service import to_read
+from crm_contacts.custom_fields.service import field_kinds, validate_custom
+from crm_contacts.imports.csvfile import Row
+from crm_contacts.phones import to_e164
+from crm_kernel.auth import Principal
+from crm_kernel.contracts.contacts import ContactCreated, ContactUpdated
+from crm_kernel.db import casefold
+from crm_kernel.directory import owner_filter
+from crm_kernel.ids import new_id
+from crm_kernel.outbox import add_events
+from crm_kernel.problems import DomainError, Unprocessable
+from crm_kernel.tables import directory_users as users
+
+PLAIN = ("first_name", "last_name", "email", "phone", "position", "tags", "lifecycle_stage")
+FIELDS = frozenset({*PLAIN, "company", "owner_email"})
+POLICIES = ("skip", "update", "create")
+_TAG_SEPARATORS = re.compile(r"[,;|]")
+_TRUE = frozenset({"true", "yes", "1", "да", "y"})
+_FALSE = frozenset({"false", "no", "0", "нет", "n"})
+# Errors kept per job (the count goes on): enough to fix a file, not a second copy of it.
+MAX_ERRORS = 1000
+
+
+def _mapping_error(key: str, message: str) -> Unprocessable:
+    return Unprocessable(
+        f"The column mapping is not valid: {message}",
+        errors=[
+            {
+                "field": f"mapping.{key}" if key else "mapping",
+                "location": "body",
+                "message": message,
+            }
+        ],
+    )
+
+
+def _target_ok(target: str) -> bool:
+    return target in FIELDS or bool(re.fullmatch(r"custom\.[A-Za-z0-9_]{1,40}", target))
+
+
+def resolve_mapping(header: Sequence[str], mapping: Mapping[str, str] | None) -> dict[str, str]:
+    """CSV column -> contact field. Without a mapping, columns named like a field are taken."""
+    if mapping is None:
+        mapping = {h: h.strip().lower() for h in header if _target_ok(h.strip().lower())}
+    resolved: dict[str, str] = {}
+    for column, target in mapping.items():
+        if column not in header:
+            raise _mapping_error(column, f"the file has no column {column!r}")
+        if not target:
+            continue  # mapped to nothing: ignored
+        if not _target_ok(target):
+            raise _mapping_error(column, f"{target!r} is not a field one can import")
+        if target in resolved.values():
+            raise _mapping_error(column, f"{target!r} is mapped twice")
+        resolved[column] = target
+    if "first_name" not in resolved.values():
+        raise _mapping_error("", "no column is mapped to first_name")
+    return resolved
+
+
+@dataclass
+class Outcome:
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_count: int = 0
+
+    def fail(self, line: int, field_name: str, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append({"line": line, "field": field_name, "message": message})
+
+
+@dataclass
+class Candidate:
+    line: int
+    values: dict[str, Any]  # Contact columns
+    company: str | None
+    owner_email: str | None
+    custom: dict[str, str]
+
+
+@dataclass
+class Importer:
+    """One job's rules: who imports, the columns, what to do with a duplicate."""
+
+    principal: Principal
+    header: list[str]
+    mapping: dict[str, str]
+    policy: str
+    phone_region: str
+    sqlite: bool
+    # E-mails and phones this job has already taken (and the contact they went to).
+    seen: dict[str, str] = field(default_factory=dict)
+    _assignable: dict[str, bool] = field(default_factory=dict)
+
+    def _candidate(self, line: int, cells: list[str], outcome: Outcome) -> Candidate | None:
+        if len(cells) != len(self.header):
+            outcome.fail(line, "", f"{len(cells)} cells, the header has {len(self.header)}")
+            return None
+        raw = {
+            self.mapping[h]: cell.strip()
+            for h, cell in zip(self.header, cells, strict=True)
+            if h in self.mapping and cell.strip()
+        }
+        data: dict[str, Any] = {k: raw[k] for k in PLAIN if k in raw}
+        if "tags" in data:
+            data["tags"] = [t.strip() for t in _TAG_SEPARATORS.split(data["tags"]) if t.strip()]
+        if "lifecycle_stage" in data:
+            data["lifecycle_stage"] = data["lifecycle_stage"].lower()
+        try:
+            valid = ContactCreate.model_validate(data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                outcome.fail(line, str(error["loc"][0]) if error["loc"] else "", error["msg"])
+            return None
+        try:
+            phone = to_e164(valid.phone, self.phone_region) if valid.phone else None
+        except DomainError:
+            outcome.fail(line, "phone", f"{valid.phone!r} is not a valid phone number")
+            return None
+        values = {
+            "first_name": valid.first_name,
+            "last_name": valid.last_name,
+            "email": valid.email.lower() if valid.email else None,
+            "phone": phone,
+            "position": valid.position,
+            "tags": sorted(set(valid.tags)),
+            "lifecycle_stage": valid.lifecycle_stage.value if valid.lifecycle_stage else None,
+        }
+        values = {k: v for k, v in values.items() if k in data or k in ("email", "phone")}
+        custom = {k.removeprefix("custom."): v for k, v in raw.items() if k.startswith("custom.")}
+        return Candidate(line, values, raw.get("company"), raw.get("owner_email"), custom)
+
+    async def _companies(self, session: AsyncSession, names: set[str]) -> dict[str, str]:
+        """Lower-cased name or domain -> a live company the caller sees (the oldest)."""
+        if not names:
+            return {}
+        rows = await session.execute(
+            select(Company.id, casefold(Company.name), Company.domain)
+            .where(
+                Company.deleted_at.is_(None),
+                owner_filter(self.principal, Company.owner_id),
+                or_(casefold(Company.name).in_(names), Company.domain.in_(names)),
+            )
+            .order_by(Company.created_at.desc())
+        )
+        found: dict[str, str] = {}
+        for company_id, name, domain in rows.all():
+            found[name] = company_id
+            if domain:
+                found[domain] = company_id
+        return found
+
+    async def _owners(self, session: AsyncSession, emails: set[str]) -> dict[str, str]:
+        """Lower-cased e-mail -> an active user (from the directory) the caller may assign."""
+        if not emails:
+            return {}
+        rows = await session.execute(
+            select(users.c.id, casefold(users.c.email)).where(
+                casefold(users.c.email).in_(emails), users.c.is_active.is_(True)
+            )
+        )
+        found = {}
+        for user_id, email in rows.all():
+            if user_id not in self._assignable:
+                self._assignable[user_id] = await access.may_assign(
+                    session, self.principal, user_id
+                )
+            if self._assignable[user_id]:
+                found[email] = user_id
+        return found
+
+    async def _twins(
+        self, session: AsyncSession, candidates: list[Candidate]
+    ) -> dict[str, Contact]:
+        """E-mail or phone -> the oldest live contact having it, in the whole base."""
+        emails = {c.values["email"] for c in candidates if c.values.get("email")}
+        phones = {c.values["phone"] for c in candidates if c.values.get("phone")}
+        if not emails and not phones:
+            return {}
+        rows = await session.scalars(
+            select(Contact)
+            .where(
+                Contact.deleted_at.is_(None),
+                or_(Contact.email.in_(emails), Contact.phone.in_(phones)),
+            )
+            .order_by(Contact.created_at.desc(), Contact.id.desc())
+        )
+        twins: dict[str, Contact] = {}
+        for contact in rows:
+            for key in (contact.email, contact.phone):
+                if key:
+                    twins[key] = contact
+        return twins
+
+    async def _custom(
+        self,
+        session: AsyncSession,
+        candidate: Candidate,
+        kinds: Mapping[str, str],
+        outcome: Outcome,
+    ) -> dict[str, Any] | None:
+        typed: dict[str, Any] = {}
+        for key, text in candidate.custom.items():
+            kind = kinds.get(key)
+            try:
+                typed[key] = _typed(text, kind)
+            except ValueError as exc:
+                outcome.fail(candidate.line, f"custom.{key}", str(exc))
+                return None
+        try:
+            return await validate_custom(session, "contact", typed)
+        except Unprocessable as exc:
+            for error in exc.errors:
+                outcome.fail(candidate.line, str(error.get("field")), str(error.get("message")))
+            return None
+
+    async def run(self, session: AsyncSession, rows: Sequence[Row], *, write: bool) -> Outcome:
+        """Validate a batch of rows and, if `write`, apply the good ones in `session`."""
+        outcome = Outcome()
+        candidates = [c for line, cells in rows if (c := self._candidate(line, cells, outcome))]
+        companies = await self._companies(
+            session, {c.company.lower() for c in candidates if c.company}
+        )
+        owners = await self._owners(
+            session, {c.owner_email.lower() for c in candidates if c.owner_email}
+        )
+        twins = await self._twins(session, candidates)
+        kinds = await field_kinds(session) if any(c.custom for c in candidates) else {}
+        new_rows: list[dict[str, Any]] = []
+        now = utcnow()
+        for candidate in candidates:
+            values = dict(candidate.values)
+            if candidate.company:
+                company_id = companies.get(candidate.company.lower())
+                if company_id is None:
+                    outcome.fail(candidate.line, "company", "no company with this name or domain")
+                    continue
+                values["company_id"] = company_id
+            owner_id = self.principal.user_id
+            if candidate.owner_email:
+                found = owners.get(candidate.owner_email.lower())
+                if found is None:
+                    outcome.fail(
+                        candidate.line,
+                        "owner_email",
+                        "no active user you may assign has this e-mail",
+                    )
+                    continue
+                owner_id = found
+            if candidate.custom:
+                custom = await self._custom(session, candidate, kinds, outcome)
+                if custom is None:
+                    continue
+                values["custom"] = custom
+            keys = [k for k in (values.get("email"), values.get("phone")) if k]
+            twin_id = next((self.seen[k] for k in keys if k in self.seen), None)
+            twin = next((twins[k] for k in keys if k in twins), None)
+            if (twin or twin_id) and self.policy == "skip":
+                outcome.skipped += 1
+                continue
+            if (twin or twin_id) and self.policy == "update":
+                if twin is None:
+                    # Twice in this file: the first row made the contact; the later one is skipped.
+                    outcome.skipped += 1
+                    continue
+                if not await self._may_update(session, twin):
+                    outcome.fail(
+                        candidate.line,
+                        "email" if values.get("email") else "phone",
+                        "a contact with this e-mail or phone exists that you may not change",
+                    )
+                    continue
+                if write:
+                    await self._update(session, twin, values)
+                outcome.updated += 1
+                continue
+            contact_id = str(new_id())
+            for key in keys:
+                self.seen[key] = contact_id
+            new_rows.append(
+                {
+                    "id": contact_id,
+                    "first_name": values["first_name"],
+                    "last_name": values.get("last_name"),
+                    "email": values.get("email"),
+                    "phone": values.get("phone"),
+                    "company_id": values.get("company_id"),
+                    "position": values.get("position"),
+                    "owner_id": owner_id,
+                    "tags": values.get("tags", []),
+                    "lifecycle_stage": values.get("lifecycle_stage"),
+                    "consent_email": False,
+                    "consent_sms": False,
+                    "custom": values.get("custom", {}),
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "deleted_at": None,
+                }
+            )
+        outcome.created = len(new_rows)
+        if write and new_rows:
+            await self._create(session, new_rows)
+        outcome.errors.sort(key=lambda error: int(error["line"]))
+        return outcome
+
+    async def _may_update(self, session: AsyncSession, contact: Contact) -> bool:
+        if contact.owner_id == self.principal.user_id or self.principal.is_admin:
+            return True
+        visible = await session.scalar(
+            select(Contact.id).where(
+                Contact.id == contact.id, owner_filter(self.principal, Contact.owner_id)
+            )
+        )
+        if visible is None:
+            return False
+        try:
+            access.ensure_may_write(self.principal, contact.owner_id)
+        except DomainError:
+            return False
+        return True
+
+    async def _update(
+        self, session: AsyncSession, contact: Contact, values: dict[str, Any]
+    ) -> None:
+        """The columns the file gives, set on the existing contact (owners change by reassign)."""
+        before = to_read(contact)
+        for name, value in values.items():
+            if name == "custom":
+                value = {**contact.custom, **value}
+            if value is not None or name not in ("email", "phone"):
+                setattr(contact, name, value)
+        contact.updated_at = utcnow()
+        await session.flush()
+        read = to_read(contact)
+        await session.execute(
+            insert(AuditEntry), [_audit_row(self.principal, "update", contact.id, before, read)]
+        )
+        await publish_state(session, ContactUpdated, read, actor=self.principal.user_id)
+
+    async def _create(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """Insert the batch's new contacts, with their audit rows and `created` events, in bulk."""
+        await session.execute(insert(Contact), rows)
+        audits, events = [], []
+        for row in rows:
+            # From the row itself: an ORM instance per row would cost more than the insert.
+            read = ContactRead.model_validate(
+                {
+                    **row,
+                    "consent": {"email": row["consent_email"], "sms": row["consent_sms"]},
+                    "deleted_at": None,
+                }
+            )
+            audits.append(_audit_row(self.principal, "create", row["id"], None, read))
+            events.append((ContactCreated.model_validate(read.model_dump(mode="json")), row["id"]))
+        await session.execute(insert(AuditEntry), audits)
+        await add_events(session, events, actor=self.principal.user_id)
+
+
+def _audit_row(
+    principal: Principal,
+    action: str,
+    record_id: str,
+    before: ContactRead | None,
+    after: ContactRead,
+) -> dict[str, Any]:
+    """An audit table row, as `audit.service.record` writes it (in bulk here)."""
+    return {
+        "id": str(new_id()),
+        "at": utcnow(),
+        "actor_id": principal.user_id,
+        "action": action,
+        "record_type": "contact",
+        "record_id": record_id,
+        "before": before.model_dump(mode="json") if before else None,
+        "after": after.model_dump(mode="json"),
+    }
+
+
+def _typed(text: str, kind: str | None) -> Any:
+    """A custom field's cell as its definition's type (the definition then checks it)."""
+    if kind == "number":
+        try:
+            number = Decimal(text.replace(" ", "").replace(",", "."))
+        except InvalidOperation as exc:
+            raise ValueError("must be a number") from exc
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == "bool":
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError("must be true or false")
+    return text

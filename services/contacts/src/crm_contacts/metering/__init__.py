@@ -1,0 +1,1 @@
+"""Read metering: who read which contacts, and the bulk-read guard."""

@@ -1,0 +1,1 @@
+"""Segments: static lists and saved filters of contacts."""

@@ -1,0 +1,1 @@
+"""System entries on contacts' timelines, derived from other services' events."""
