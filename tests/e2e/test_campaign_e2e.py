@@ -8,7 +8,8 @@ import email
 import email.message
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from crm_kernel.testing import NatsServer
 from e2e_helpers import ADMIN_EMAIL, ADMIN_PASSWORD, login, wait_for
 from stack import SERVICES, Stack, StackConfig, free_port
 
-RECIPIENTS = 40
+RECIPIENTS = 1000
+# Contacts go in through the public API by concurrent POSTs, this many at a time.
+POOL = 8
 TRACKED = re.compile(r"(/public/[ocu]/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
 
 
@@ -59,7 +62,12 @@ def mail_stack(tmp_dir: Path, smtp: tuple[Inbox, int]) -> Iterator[Stack]:
         nats_url=server.url,
         admin_email=ADMIN_EMAIL,
         admin_password=ADMIN_PASSWORD,
-        env={"SMTP_URL": f"smtp://127.0.0.1:{smtp[1]}"},
+        env={
+            "SMTP_URL": f"smtp://127.0.0.1:{smtp[1]}",
+            # One user loads the whole audience: above the gateway's per-user defaults.
+            "CRM_RATE_LIMIT_WRITES": "100000/minute",
+            "CRM_RATE_LIMIT_READS": "100000/minute",
+        },
     )
     running = Stack(config)
     try:
@@ -76,6 +84,34 @@ def _html(message: email.message.EmailMessage) -> str:
     return str(part.get_content())
 
 
+def _create_contact(api: httpx.Client, headers: dict[str, str], i: int) -> str:
+    created = api.post(
+        "/contacts",
+        json={
+            "first_name": f"Имя{i}",
+            "email": f"person{i}@example.org",
+            "tags": ["spring"],
+            "consent": {"email": True},
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def _wait_until_replicated(known: Callable[[str], bool], contact_ids: list[str]) -> None:
+    """Poll (with the same bounded pool) until `known` holds for every contact."""
+    missing = list(contact_ids)
+
+    def done() -> bool:
+        with ThreadPoolExecutor(POOL) as pool:
+            found = list(pool.map(known, missing))
+        missing[:] = [c for c, ok in zip(missing, found, strict=True) if not ok]
+        return not missing
+
+    wait_for(done, timeout=120, message="contacts in the campaigns replica")
+
+
 def test_campaign_reaches_smtp_with_tracking_and_unsubscribe(
     mail_stack: Stack, smtp: tuple[Inbox, int]
 ) -> None:
@@ -83,19 +119,10 @@ def test_campaign_reaches_smtp_with_tracking_and_unsubscribe(
     gateway_url = mail_stack.config.gateway_url
     with httpx.Client(base_url=f"{gateway_url}/api/v1", timeout=30) as api:
         headers = login(api)
-        for i in range(RECIPIENTS):
-            created = api.post(
-                "/contacts",
-                json={
-                    "first_name": f"Имя{i}",
-                    "email": f"person{i}@example.org",
-                    "tags": ["spring"],
-                    "consent": {"email": True},
-                },
-                headers=headers,
+        with ThreadPoolExecutor(POOL) as pool:
+            contact_ids = list(
+                pool.map(lambda i: _create_contact(api, headers, i), range(RECIPIENTS))
             )
-            assert created.status_code == 201, created.text
-        last_id = created.json()["id"]
         segment = api.post(
             "/segments",
             json={
@@ -119,18 +146,17 @@ def test_campaign_reaches_smtp_with_tracking_and_unsubscribe(
             headers=headers,
         )
         assert template.status_code == 201, template.text
-        # The campaigns replica has the contacts once the preview finds the last one.
-        wait_for(
-            lambda: (
+        # The campaigns replica has the contacts once the preview finds every one.
+        _wait_until_replicated(
+            lambda contact_id: (
                 api.post(
                     f"/templates/{template.json()['id']}/preview",
-                    json={"contact_id": last_id},
+                    json={"contact_id": contact_id},
                     headers=headers,
                 ).status_code
                 == 200
             ),
-            timeout=60,
-            message="contacts in the campaigns replica",
+            contact_ids,
         )
         campaign = api.post(
             "/campaigns",
@@ -138,7 +164,7 @@ def test_campaign_reaches_smtp_with_tracking_and_unsubscribe(
                 "name": "Spring",
                 "template_id": template.json()["id"],
                 "segment_id": segment.json()["id"],
-                "rate_per_second": 200,
+                "rate_per_second": 1000,
             },
             headers=headers,
         )
@@ -147,7 +173,7 @@ def test_campaign_reaches_smtp_with_tracking_and_unsubscribe(
         sent = api.post(f"/campaigns/{campaign_id}/send", headers=headers)
         assert sent.status_code == 200, sent.text
         assert sent.json()["progress"]["audience"] == RECIPIENTS
-        wait_for(lambda: len(inbox.messages) >= RECIPIENTS, timeout=120, message="all mail")
+        wait_for(lambda: len(inbox.messages) >= RECIPIENTS, timeout=300, message="all mail")
         wait_for(
             lambda: (
                 api.get(f"/campaigns/{campaign_id}", headers=headers).json()["status"] == "sent"

@@ -106,6 +106,8 @@ class LedgerRow(Base):
     # The batch that claimed the row (a replica's claim, on SQLite and PostgreSQL alike).
     claim: Mapped[str | None] = mapped_column(String(36))
     queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Times the sweeper handed a queued row over again for want of a delivery report.
+    requeues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
@@ -121,6 +123,8 @@ class LedgerRow(Base):
 
 Index("ix_campaign_recipients_status", LedgerRow.campaign_id, LedgerRow.status, LedgerRow.id)
 Index("ix_campaign_recipients_contact", LedgerRow.contact_id)
+# The sweeper's look-up of rows queued too long.
+Index("ix_campaign_recipients_queued", LedgerRow.status, LedgerRow.queued_at)
 
 
 class AttributedDeal(Base):

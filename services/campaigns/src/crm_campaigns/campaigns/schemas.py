@@ -45,6 +45,8 @@ class CampaignBody(BaseModel):
     ab_metric: Literal["open", "click"] = "open"
     ab_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     scheduled_at: AwareDatetime | None = None
+    # An invitation campaign: its templates may use `event.*`, each recipient sent is invited.
+    marketing_event_id: str | None = None
 
     @field_validator("rfm_groups")
     @classmethod

@@ -24,6 +24,8 @@ from crm_campaigns.campaigns.models import Campaign, LedgerRow, Variant
 from crm_campaigns.campaigns.snapshot import VariantSource
 from crm_campaigns.campaigns.state import report_progress
 from crm_campaigns.common import now
+from crm_campaigns.events.invitations import event_context
+from crm_campaigns.events.models import MarketingEvent
 from crm_campaigns.recipients.models import Recipient
 from crm_campaigns.settings import CampaignsSettings
 from crm_campaigns.templates.rendering import CompiledTemplate, compile_template, contact_context
@@ -74,7 +76,7 @@ class Sender:
             rows = await self._claim(session, campaign_id, size, moment)
             if not rows:
                 return 0, None
-            await self._render(session, campaign, rows)
+            await self.render(session, campaign, rows)
             await report_progress(session, campaign_id)
             return len(rows), next_at
 
@@ -113,9 +115,10 @@ class Sender:
             self.compiled[variant_id] = compiled
         return compiled
 
-    async def _render(
+    async def render(
         self, session: AsyncSession, campaign: Campaign, rows: list[LedgerRow]
     ) -> None:
+        """Queue the commands of claimed rows (key per campaign and contact); unreachable ones end."""
         contacts = {
             c.id: c
             for c in (
@@ -125,6 +128,11 @@ class Sender:
             ).all()
         }
         owners = await owner_names(session, {c.owner_id for c in contacts.values()})
+        invitation = (
+            await session.get(MarketingEvent, campaign.marketing_event_id)
+            if campaign.marketing_event_id
+            else None
+        )
         commands: list[IntegrationEvent] = []
         for row in rows:
             contact = contacts.get(row.contact_id)
@@ -138,6 +146,8 @@ class Sender:
             name, email = owners.get(contact.owner_id, (None, None))
             context: dict[str, Any] = contact_context(contact, owner_name=name, owner_email=email)
             context["campaign"] = {"name": campaign.name}
+            if invitation is not None:
+                context["event"] = event_context(self.settings, invitation, row.contact_id)
             unsubscribe_url = self.links.url(UNSUBSCRIBE, who)
             context["unsubscribe_url"] = unsubscribe_url
             try:

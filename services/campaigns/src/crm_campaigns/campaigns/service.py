@@ -12,7 +12,9 @@ from crm_campaigns.campaigns.schemas import CampaignBody, CampaignUpdate
 from crm_campaigns.campaigns.snapshot import snapshot_audience
 from crm_campaigns.campaigns.state import campaign_state
 from crm_campaigns.common import now
+from crm_campaigns.events.models import MarketingEvent
 from crm_campaigns.templates.models import Template
+from crm_campaigns.templates.rendering import uses_variable
 from crm_kernel.auth import Principal
 from crm_kernel.contracts.campaigns import CampaignCreated, CampaignState, CampaignUpdated
 from crm_kernel.ids import new_id
@@ -42,22 +44,36 @@ async def publish(
     await add_event(session, await campaign_state(session, campaign, kind), actor=actor)
 
 
-async def _check_templates(session: AsyncSession, body: CampaignBody) -> None:
+def _unprocessable(title: str, field: str, message: str) -> Unprocessable:
+    return Unprocessable(title, errors=[{"field": field, "location": "body", "message": message}])
+
+
+async def _check_references(session: AsyncSession, body: CampaignBody) -> None:
+    """The marketing event and the templates exist; only an invitation may use `event.*`."""
+    if body.marketing_event_id is not None and (
+        await session.get(MarketingEvent, body.marketing_event_id) is None
+    ):
+        raise _unprocessable("No such marketing event.", "marketing_event_id", "unknown event")
+    contents: list[str | None] = [v.subject for v in body.variants]
+    contents += [v.body_html for v in body.variants] + [v.body_text for v in body.variants]
     ids = {body.template_id} | {v.template_id for v in body.variants}
     for template_id in ids - {None}:
         template = await session.get(Template, template_id)
         if template is None or template.deleted_at is not None:
-            raise Unprocessable(
-                "No such template.",
-                errors=[
-                    {"field": "template_id", "location": "body", "message": "unknown template"}
-                ],
-            )
+            raise _unprocessable("No such template.", "template_id", "unknown template")
         if template.channel != body.channel:
-            raise Unprocessable(
+            raise _unprocessable(
                 f"The template is for {template.channel}, the campaign for {body.channel}.",
-                errors=[{"field": "template_id", "location": "body", "message": "wrong channel"}],
+                "template_id",
+                "wrong channel",
             )
+        contents += [template.subject, template.body_html, template.body_text]
+    if body.marketing_event_id is None and any(uses_variable(c, "event") for c in contents):
+        raise _unprocessable(
+            "Only an invitation campaign (with marketing_event_id) may use `event`.",
+            "marketing_event_id",
+            "the template uses `event`: name the marketing event",
+        )
 
 
 def _apply(campaign: Campaign, body: CampaignBody, default_rate: int) -> None:
@@ -77,6 +93,7 @@ def _apply(campaign: Campaign, body: CampaignBody, default_rate: int) -> None:
     campaign.ab_metric = body.ab_metric
     campaign.ab_window_minutes = body.ab_window_minutes
     # A definition names its schedule: with `scheduled_at` it is scheduled, without it a draft.
+    campaign.marketing_event_id = body.marketing_event_id
     campaign.scheduled_at = body.scheduled_at
     campaign.status = "scheduled" if body.scheduled_at is not None else "draft"
 
@@ -101,15 +118,13 @@ async def create_campaign(
     body: CampaignBody,
     principal: Principal,
     default_rate: int,
-    marketing_event_id: str | None = None,
 ) -> Campaign:
     """A draft (or, with `scheduled_at`, a scheduled) campaign."""
-    await _check_templates(session, body)
+    await _check_references(session, body)
     moment = now()
     campaign = Campaign(
         id=str(new_id()),
         status="draft",
-        marketing_event_id=marketing_event_id,
         ab_phase="none",
         audience=0,
         created_by=principal.user_id,
@@ -138,7 +153,7 @@ async def update_campaign(
     check_version(campaign.version, if_match, body.version)
     if campaign.status not in EDITABLE:
         raise Conflict(f"A {campaign.status} campaign cannot be changed.")
-    await _check_templates(session, body)
+    await _check_references(session, body)
     _apply(campaign, body, default_rate)
     await _replace_variants(session, campaign.id, body)
     _bump(campaign)

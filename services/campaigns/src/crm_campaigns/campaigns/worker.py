@@ -20,6 +20,7 @@ from crm_campaigns.campaigns.models import Campaign, LedgerRow
 from crm_campaigns.campaigns.sender import Sender
 from crm_campaigns.campaigns.service import publish, start_campaign
 from crm_campaigns.campaigns.state import OPEN_STATUSES, variants_of
+from crm_campaigns.campaigns.sweeper import BATCH, sweep_stuck_rows
 from crm_campaigns.common import now
 from crm_campaigns.settings import CampaignsSettings
 from crm_campaigns.tracking.links import Links
@@ -109,6 +110,8 @@ class Worker:
             async with self.db.transaction() as session:
                 if await decide_ab_test(session, campaign_id):
                     self.wake()
+        while await sweep_stuck_rows(self.sender) == BATCH:
+            pass
         for campaign_id in sending:
             async with self.db.transaction() as session:
                 await finish_if_done(session, campaign_id)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
+from jinja2 import ChainableUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -127,6 +127,16 @@ def check_source(field: str, source: str | None) -> None:
     except RecursionError as exc:
         raise _problem(field, "nested too deeply") from exc
     _check_names(tree, field)
+
+
+def uses_variable(source: str | None, name: str) -> bool:
+    """Whether a template part reads the top-level variable `name` (unparsable: no)."""
+    if not source:
+        return False
+    try:
+        return name in meta.find_undeclared_variables(_PLAIN.parse(source))
+    except (TemplateSyntaxError, RecursionError):
+        return False  # validation reports it
 
 
 def validate_template(source: TemplateSource) -> None:
