@@ -41,12 +41,18 @@ from crm_kernel.migrate import migrate, service_migrations
 from crm_kernel.testing import TEST_JWT_SECRET, NatsServer, issue_token, serve_in_process
 from crm_reports.aggregates import (
     COUNTERS,
+    CYCLES_KEY,
+    FUNNEL_COUNTERS,
+    FUNNEL_KEY,
     KEY,
+    LENGTHS_KEY,
     MIX_COUNTERS,
     MIX_KEY,
+    TOTALS_KEY,
     amount_band,
     contribution,
 )
+from crm_reports.funnel.facts import stays_part
 from crm_reports.main import create_app
 from crm_reports.settings import ReportsSettings
 
@@ -75,6 +81,12 @@ START = datetime(2024, 12, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
 Deal = dict[str, Any]
+
+
+def _days(start: datetime, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() / 86400 if end is not None else None
+
+
 Stay = tuple[str, str, datetime, datetime | None]  # deal, stage, entered, left
 
 
@@ -124,6 +136,7 @@ def generate(rng: random.Random) -> Iterator[tuple[Deal, list[Stay]]]:
             "expected_close_date": (created + timedelta(days=rng.randrange(10, 120))).date(),
             "stage_entered_at": stays[-1][2],
             "amount_band": amount_band(amount, currency),
+            "cycle_days": _days(created, stays[-1][2]) if status == "won" else None,
         }
         yield deal, stays
 
@@ -145,14 +158,20 @@ DEAL_COLUMNS = [
     "expected_close_date",
     "stage_entered_at",
     "amount_band",
+    "cycle_days",
 ]
-STAY_COLUMNS = ["deal_id", "stage_id", "pipeline_id", "entered_at", "left_at"]
+STAY_COLUMNS = ["deal_id", "stage_id", "pipeline_id", "entered_at", "left_at", "owner_id", "days"]
+STAGE_LAYOUT = {s: (p, k) for s, _, p, _, k in STAGES}
 DAY_COLUMNS = [*KEY, *COUNTERS]
 MIX_COLUMNS = [*MIX_KEY, *MIX_COUNTERS]
+FUNNEL_COLUMNS = [*FUNNEL_KEY, *FUNNEL_COUNTERS]
+TOTALS_COLUMNS = [*TOTALS_KEY, *COUNTERS]
+LENGTHS_COLUMNS = [*LENGTHS_KEY, "stays"]
+CYCLES_COLUMNS = [*CYCLES_KEY, "won"]
 
 
 class Rows:
-    """The generated read-model rows: deals, stays, and both deal aggregates."""
+    """The generated read-model rows: deals, stays, the deal aggregates and the funnel facts."""
 
     def __init__(self) -> None:
         self.deals: list[tuple[Any, ...]] = []
@@ -160,8 +179,12 @@ class Rows:
         sums: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = defaultdict(dict)
         for deal, stays in generate(random.Random(1)):
             self.deals.append(tuple(deal[c] for c in DEAL_COLUMNS))
-            self.stays += [(d, s, PIPELINE, e, left) for d, s, e, left in stays]
-            for target, part in contribution(deal, 1).items():
+            owner = deal["owner_id"]
+            rows = [(d, s, PIPELINE, e, left, owner, _days(e, left)) for d, s, e, left in stays]
+            self.stays += rows
+            named = [dict(zip(STAY_COLUMNS, row, strict=True)) for row in rows]
+            facts = stays_part(owner, deal["status"], named, STAGE_LAYOUT, 1)
+            for target, part in (contribution(deal, 1) | facts).items():
                 row = sums[target]
                 for name, value in part.items():
                     row[name] = row.get(name, 0) + value
@@ -174,6 +197,22 @@ class Rows:
             (*key, *(row.get(c, 0) for c in MIX_COUNTERS))
             for (table, key), row in sums.items()
             if table == "mix"
+        ]
+        self.totals = [
+            (*key, *(row.get(c, 0) for c in COUNTERS))
+            for (table, key), row in sums.items()
+            if table == "totals"
+        ]
+        self.funnel = [
+            (*key, *(row.get(c, 0) for c in FUNNEL_COUNTERS))
+            for (table, key), row in sums.items()
+            if table == "funnel"
+        ]
+        self.cycles = [
+            (*key, row["won"]) for (table, key), row in sums.items() if table == "cycles"
+        ]
+        self.lengths = [
+            (*key, row["stays"]) for (table, key), row in sums.items() if table == "lengths"
         ]
 
 
@@ -202,6 +241,10 @@ def load_sqlite(path: str, rows: Rows) -> None:
         ("rm_stage_stays", STAY_COLUMNS, rows.stays),
         ("rm_deal_days", DAY_COLUMNS, rows.days),
         ("rm_deal_mix", MIX_COLUMNS, rows.mix),
+        ("rm_deal_totals", TOTALS_COLUMNS, rows.totals),
+        ("rm_funnel_facts", FUNNEL_COLUMNS, rows.funnel),
+        ("rm_stay_lengths", LENGTHS_COLUMNS, rows.lengths),
+        ("rm_deal_cycles", CYCLES_COLUMNS, rows.cycles),
     ]
     for table, columns, data in tables:
         statement = (
@@ -234,7 +277,20 @@ async def load_postgres(url: str, rows: Rows) -> None:
             "rm_deal_days", records=rows.days, columns=DAY_COLUMNS
         )
         await connection.copy_records_to_table("rm_deal_mix", records=rows.mix, columns=MIX_COLUMNS)
-        await connection.execute("ANALYZE")
+        await connection.copy_records_to_table(
+            "rm_deal_totals", records=rows.totals, columns=TOTALS_COLUMNS
+        )
+        await connection.copy_records_to_table(
+            "rm_funnel_facts", records=rows.funnel, columns=FUNNEL_COLUMNS
+        )
+        await connection.copy_records_to_table(
+            "rm_stay_lengths", records=rows.lengths, columns=LENGTHS_COLUMNS
+        )
+        await connection.copy_records_to_table(
+            "rm_deal_cycles", records=rows.cycles, columns=CYCLES_COLUMNS
+        )
+        # As autovacuum leaves a settled table: statistics and the visibility map (index-only scans).
+        await connection.execute("VACUUM ANALYZE")
     finally:
         await connection.close()
 
@@ -358,7 +414,7 @@ def in_duckdb(rows: Rows, tmp: Path) -> None:
     async def run(query: str) -> None:
         con.execute(query).fetchall()
 
-    print("the same queries in DuckDB (in-process, same rows):")
+    print("the same queries in DuckDB (in-process, same rows, raw):")
     report("managers, all time", _sync(run, DUCK_MANAGERS))
     report("funnel, all time", _sync(run, DUCK_FUNNEL))
 

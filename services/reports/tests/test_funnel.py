@@ -19,6 +19,7 @@ from crm_kernel.contracts.deals import (
     DealCreated,
     DealStageChanged,
     PipelineCreated,
+    PipelineUpdated,
     StageState,
     StageTransition,
 )
@@ -177,3 +178,19 @@ async def test_funnel_counts_skips_losses_and_days_exactly(
     assert [(r["stage_id"], int(r["entered"])) for r in rows] == [
         (s, e[0]) for s, e in expected.items()
     ]
+
+    # The lost stage becomes an open one: the prepared all-time figures follow the new
+    # layout (the loser's stay in B now went "further on").
+    reshaped = pipeline.model_dump() | {
+        "version": 2,
+        "change": "stage_updated",
+        "stages": [
+            StageState(
+                id=s, name=f"S{p}", position=p, probability=prob, kind="open" if s == LOST else k
+            )
+            for s, (p, prob, k) in STAGES.items()
+        ],
+    }
+    await bus.publish(PipelineUpdated(**reshaped).envelope())
+    expected[B] = (1, 1, 0, 1.0, 0.0, 3.0, 3.0)
+    await wait_until(as_expected, message="the funnel after the stage became open")

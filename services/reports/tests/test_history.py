@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from crm_kernel.auth import Role
 from crm_kernel.bus import Bus
@@ -23,7 +23,8 @@ from crm_kernel.contracts.gateway import UserUpdated
 from crm_kernel.db import Database
 from crm_kernel.events import IntegrationEvent
 from crm_kernel.testing import TEST_JWT_SECRET, issue_token, serve_in_process, wait_until
-from crm_reports.aggregates import contribution
+from crm_reports.aggregates import TARGETS, combined, contribution
+from crm_reports.funnel.facts import DEALS, STAGES, STAYS, stays_part
 from crm_reports.main import create_app
 from crm_reports.models import Base
 from crm_reports.settings import ReportsSettings
@@ -297,11 +298,13 @@ async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def aggregate_matches_deals(db: Database) -> bool:
-    """`rm_deal_days` and `rm_deal_mix` equal the GROUP BY over `rm_deals` they stand for."""
+    """`rm_deal_days`, `_totals`, `_cycles`, `_mix` equal the GROUP BY over `rm_deals`."""
     async with db.session() as session:
         deals = (await session.execute(text("SELECT * FROM rm_deals"))).mappings().all()
         days = (await session.execute(text("SELECT * FROM rm_deal_days"))).mappings().all()
         mix = (await session.execute(text("SELECT * FROM rm_deal_mix"))).mappings().all()
+        totals = (await session.execute(text("SELECT * FROM rm_deal_totals"))).mappings().all()
+        cycles = (await session.execute(text("SELECT * FROM rm_deal_cycles"))).mappings().all()
     expected: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(dict)
     for deal in deals:
         state = dict(deal)
@@ -317,17 +320,52 @@ async def aggregate_matches_deals(db: Database) -> bool:
         key = ("days", (str(d["day"]), d["owner_id"], d["pipeline_id"], d["currency"]))
         stored[key] = {k: d[k] for k in ("created", "won", "lost")}
         stored[key]["won_amount"] = Decimal(str(d["won_amount"]))
+    for t in totals:
+        key = ("totals", (t["owner_id"], t["pipeline_id"], t["currency"]))
+        stored[key] = {k: t[k] for k in ("created", "won", "lost")}
+        stored[key]["won_amount"] = Decimal(str(t["won_amount"]))
+    for c in cycles:
+        stored[("cycles", (c["owner_id"], c["pipeline_id"], str(c["bucket"])))] = {"won": c["won"]}
     for m in mix:
         key = ("mix", (m["owner_id"], m["pipeline_id"], m["source"], m["amount_band"]))
         stored[key] = {"won": m["won"], "lost": m["lost"]}
-    for row in expected.values():
-        for name in ("created", "won", "lost", "won_amount"):
-            row.setdefault(name, 0)
     wanted = {
-        k: {n: v for n, v in row.items() if k[0] == "days" or n in ("won", "lost")}
-        for k, row in expected.items()
+        (target, key): {c: row.get(c, 0) for c in TARGETS[target][2]}
+        for (target, key), row in expected.items()
     }
     return stored == {k: v for k, v in wanted.items() if any(v.values())}
+
+
+async def funnel_facts_match_stays(db: Database) -> bool:
+    """`rm_funnel_facts`, `rm_stay_lengths` equal the deals' parts computed afresh from every stay."""
+    async with db.session() as session:
+        stays = (await session.execute(select(STAYS))).mappings().all()
+        deals = {d.id: d for d in (await session.execute(select(DEALS))).all()}
+        stages = {s.id: (s.position, s.kind) for s in (await session.execute(select(STAGES))).all()}
+        stored = {
+            name: (await session.execute(select(TARGETS[name][0]))).mappings().all()
+            for name in ("funnel", "lengths")
+        }
+    by_deal: dict[str, list[Any]] = defaultdict(list)
+    for stay in stays:
+        by_deal[stay["deal_id"]].append(stay)
+    assert all(s["owner_id"] == deals[s["deal_id"]].owner_id for s in stays)
+    parts = [
+        stays_part(deals[d].owner_id, deals[d].status, rows, stages, 1)
+        for d, rows in by_deal.items()
+        if d in deals
+    ]
+    expected = {
+        (name, key): {c: part.get(c, 0) for c in TARGETS[name][2]}
+        for (name, key), part in combined(*parts).items()
+        if any(part.values())
+    }
+    got = {
+        (name, tuple(r[k] for k in TARGETS[name][1])): {c: r[c] for c in TARGETS[name][2]}
+        for name, rows in stored.items()
+        for r in rows
+    }
+    return bool(stored["lengths"]) and got == expected
 
 
 async def test_rebuild_from_the_streams_equals_the_incremental_read_models(
@@ -340,10 +378,12 @@ async def test_rebuild_from_the_streams_equals_the_incremental_read_models(
         incremental = await snapshot(db)
         assert len(incremental["rm_deals"]) == 7 and incremental["rm_deal_days"]
         assert await aggregate_matches_deals(db)
+        assert await funnel_facts_match_stays(db)
         # Damage the read models: the rebuild must restore them from the events alone.
         async with db.transaction() as session:
             await session.execute(text("DELETE FROM rm_stage_stays"))
             await session.execute(text("UPDATE rm_deal_days SET won = won + 5"))
+            await session.execute(text("UPDATE rm_funnel_facts SET onward = onward + 1"))
         admin = {"Authorization": f"Bearer {issue_token(Role.ADMIN)}"}
         assert (await reports.post("/reports/rebuild", headers=admin)).status_code == 202
 
@@ -369,6 +409,7 @@ async def test_two_replicas_applying_at_once_keep_the_aggregates_exact(
         db = Database(db_url)
         try:
             assert await aggregate_matches_deals(db)
+            assert await funnel_facts_match_stays(db)
             async with db.session() as session:
                 deals = (await session.execute(text("SELECT count(*) FROM rm_deals"))).scalar()
             assert deals == 7

@@ -1,7 +1,8 @@
 """Incremental deal aggregates, kept in step with the deal read model.
 
 `rm_deal_days`: per UTC day, owner, pipeline and currency, deals created, won,
-lost and the amount won. `rm_deal_mix`: per owner, pipeline, lead source and
+lost and the amount won; `rm_deal_totals`: the same over all time;
+`rm_deal_cycles`: won deals per bucket of days to win (to locate medians). `rm_deal_mix`: per owner, pipeline, lead source and
 amount band, deals won and lost over all time (the lead-mix win rates). Each time a deal's newest
 state changes, its old contribution is subtracted and its new one added in the
 same transaction, so both always equal a GROUP BY over `rm_deals` (in whatever
@@ -22,18 +23,40 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_reports.models import DealDay, DealFact, DealMix
+from crm_reports.models import (
+    DealCycle,
+    DealDay,
+    DealFact,
+    DealMix,
+    DealTotal,
+    FunnelFact,
+    StayLength,
+)
+from crm_reports.stats import bucket
 
 DAYS = cast(Table, DealDay.__table__)
+TOTALS = cast(Table, DealTotal.__table__)
+CYCLES = cast(Table, DealCycle.__table__)
+CYCLES_KEY = ("owner_id", "pipeline_id", "bucket")
 MIX = cast(Table, DealMix.__table__)
 DEALS = cast(Table, DealFact.__table__)
 KEY = ("day", "owner_id", "pipeline_id", "currency")
+TOTALS_KEY = ("owner_id", "pipeline_id", "currency")
 MIX_KEY = ("owner_id", "pipeline_id", "source", "amount_band")
 COUNTERS = ("created", "won", "lost", "won_amount")
 MIX_COUNTERS = ("won", "lost")
+FUNNEL = cast(Table, FunnelFact.__table__)
+FUNNEL_KEY = ("pipeline_id", "stage_id", "owner_id")
+FUNNEL_COUNTERS = ("entered", "moved_on", "won", "onward", "finished", "stay_microseconds")
+LENGTHS = cast(Table, StayLength.__table__)
+LENGTHS_KEY = ("pipeline_id", "stage_id", "owner_id", "bucket")
 TARGETS: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
     "days": (DAYS, KEY, COUNTERS),
+    "totals": (TOTALS, TOTALS_KEY, COUNTERS),
+    "cycles": (CYCLES, CYCLES_KEY, ("won",)),
     "mix": (MIX, MIX_KEY, MIX_COUNTERS),
+    "funnel": (FUNNEL, FUNNEL_KEY, FUNNEL_COUNTERS),
+    "lengths": (LENGTHS, LENGTHS_KEY, ("stays",)),
 }
 # (target, key) -> counters
 Contribution = dict[tuple[str, tuple[Any, ...]], dict[str, Any]]
@@ -65,12 +88,17 @@ def contribution(deal: Mapping[str, Any], sign: int) -> Contribution:
         row[counter] = row.get(counter, 0) + value
 
     add("days", (deal["created_at"].astimezone(UTC).date(), *common), "created", sign)
+    add("totals", common, "created", sign)
     closed, status = deal["closed_at"], deal["status"]
     if status in ("won", "lost") and closed is not None:
         day = (closed.astimezone(UTC).date(), *common)
-        add("days", day, status, sign)
-        if status == "won":
-            add("days", day, "won_amount", sign * Decimal(deal["amount"] or 0))
+        for target, key in (("days", day), ("totals", common)):
+            add(target, key, status, sign)
+            if status == "won":
+                add(target, key, "won_amount", sign * Decimal(deal["amount"] or 0))
+        if deal.get("cycle_days") is not None:
+            cycle = (deal["owner_id"], deal["pipeline_id"], bucket(deal["cycle_days"]))
+            add("cycles", cycle, "won", sign)
         mix = (deal["owner_id"], deal["pipeline_id"], deal["source"] or "none", deal["amount_band"])
         add("mix", mix, status, sign)
     return rows
@@ -98,13 +126,22 @@ async def apply_delta(
     session: AsyncSession, old: Mapping[str, Any] | None, new: Mapping[str, Any]
 ) -> None:
     """Move both aggregates from the deal's old state to its new one."""
-    delta: Contribution = defaultdict(dict)
-    for state, sign in ((old, -1), (new, 1)):
-        if state is None:
-            continue
-        for target, part in contribution(state, sign).items():
-            for name, value in part.items():
-                delta[target][name] = delta[target].get(name, 0) + value
+    parts = [contribution(state, sign) for state, sign in ((old, -1), (new, 1)) if state]
+    await add_contributions(session, *parts)
+
+
+def combined(*parts: Contribution) -> Contribution:
+    total: Contribution = defaultdict(dict)
+    for part in parts:
+        for target, counters in part.items():
+            for name, value in counters.items():
+                total[target][name] = total[target].get(name, 0) + value
+    return total
+
+
+async def add_contributions(session: AsyncSession, *parts: Contribution) -> None:
+    """Add these (signed) contributions to their aggregate rows, dropping rows that net to zero."""
+    delta = combined(*parts)
     insert = dialect_insert(session)
     for (name, key), changes in delta.items():
         if not any(changes.values()):
@@ -162,6 +199,8 @@ async def deal_totals(
     answer is exact at any boundary.
     """
     totals: dict[TotalsKey, Totals] = defaultdict(Totals)
+    if not (period_from or period_to):
+        return await _all_time_totals(session, scope, totals)
     first = _day_bounds(period_from, up=True) if period_from else None
     last = _day_bounds(period_to, up=False) if period_to else None
     whole = [*scope(DAYS.c.owner_id, DAYS.c.pipeline_id)]
@@ -226,6 +265,26 @@ async def deal_totals(
                 t.won_amount += Decimal(amount or 0)
             else:
                 t.lost += int(n)
+    return totals
+
+
+async def _all_time_totals(
+    session: AsyncSession, scope: Callable[[Any, Any], list[Any]], totals: dict[TotalsKey, Totals]
+) -> dict[TotalsKey, Totals]:
+    key_columns = (TOTALS.c.owner_id, TOTALS.c.currency)
+    query = (
+        select(
+            *key_columns,
+            func.sum(TOTALS.c.created),
+            func.sum(TOTALS.c.won),
+            func.sum(TOTALS.c.lost),
+            func.sum(TOTALS.c.won_amount),
+        )
+        .where(*scope(TOTALS.c.owner_id, TOTALS.c.pipeline_id))
+        .group_by(*key_columns)
+    )
+    for owner, currency, created, won, lost, amount in (await session.execute(query)).all():
+        totals[(owner, currency)] = Totals(int(created), int(won), int(lost), Decimal(amount or 0))
     return totals
 
 

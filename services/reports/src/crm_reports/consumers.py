@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, case, func
+from sqlalchemy import Table, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.consumer import BatchContext, Handlers
@@ -36,7 +36,14 @@ from crm_kernel.contracts.deals import (
 from crm_kernel.db import insert_ignoring_duplicates, upsert, upsert_if_newer
 from crm_kernel.events import IntegrationEvent
 from crm_reports import freshness
-from crm_reports.aggregates import amount_band, apply_delta, dialect_insert, lock_deal
+from crm_reports.aggregates import (
+    add_contributions,
+    amount_band,
+    apply_delta,
+    dialect_insert,
+    lock_deal,
+)
+from crm_reports.funnel.facts import deal_part, follow_owner, layout_lock, recompute_pipeline
 from crm_reports.models import (
     ActivityFact,
     CampaignFact,
@@ -259,8 +266,13 @@ async def on_leads_received(events: list[kc.LeadReceived], ctx: BatchContext) ->
 # -- deals -----------------------------------------------------------------
 
 
+def days(start: datetime, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() / 86400 if end is not None else None
+
+
 def deal_row(deal: DealState) -> dict[str, Any]:
     amount = Decimal(deal.amount) if deal.amount is not None else None
+    created, closed = at(deal.created_at), utc(deal.closed_at)
     return {
         "id": deal.id,
         "owner_id": deal.owner_id,
@@ -269,8 +281,8 @@ def deal_row(deal: DealState) -> dict[str, Any]:
         "status": deal.status,
         "amount": amount,
         "currency": deal.currency,
-        "created_at": at(deal.created_at),
-        "closed_at": utc(deal.closed_at),
+        "created_at": created,
+        "closed_at": closed,
         "version": deal.version,
         "contact_id": deal.contact_id,
         "source": deal.source,
@@ -280,6 +292,7 @@ def deal_row(deal: DealState) -> dict[str, Any]:
         else None,
         "stage_entered_at": utc(deal.stage_entered_at),
         "amount_band": amount_band(amount, deal.currency),
+        "cycle_days": days(created, closed) if deal.status == "won" else None,
     }
 
 
@@ -294,20 +307,34 @@ def deal_row(deal: DealState) -> dict[str, Any]:
     DealStalled,
 )
 async def on_deals_changed(events: list[DealState], ctx: BatchContext) -> None:
-    """Every deal event carries the whole state: keep the newest version, and the day aggregate with it."""
+    """Every deal event carries the whole state: keep the newest version, and the aggregates with it.
+
+    The deal's funnel part is taken away before its row and stays change and added
+    back after, under the deal's lock.
+    """
+    await layout_lock(ctx.session, exclusive=False)
     for deal in events:
         row = deal_row(deal)
         old = await lock_deal(ctx.session, deal.id)
+        before = await deal_part(ctx.session, deal.id, -1)
         if old is None or old["version"] < deal.version:
             await upsert_if_newer(ctx.session, DEALS, row, key=["id"], version="version")
             await apply_delta(ctx.session, old, row)
         if isinstance(deal, DealCreated | DealStageChanged):
             await record_stays(ctx, deal)
+        await follow_owner(ctx.session, deal.id)
+        await add_contributions(ctx.session, before, await deal_part(ctx.session, deal.id, 1))
 
 
 @on_each(PipelineCreated, PipelineUpdated)
 async def on_pipelines_changed(events: list[PipelineState], ctx: BatchContext) -> None:
+    """Stages by newest pipeline version; the funnel facts follow a change of position or kind."""
+    await layout_lock(ctx.session, exclusive=True)
     for pipeline in events:
+        layout = select(STAGES.c.id, STAGES.c.position, STAGES.c.kind).where(
+            STAGES.c.pipeline_id == pipeline.id
+        )
+        before = set((await ctx.session.execute(layout)).all())
         for stage in pipeline.stages:
             row = {
                 "id": stage.id,
@@ -319,6 +346,8 @@ async def on_pipelines_changed(events: list[PipelineState], ctx: BatchContext) -
                 "version": pipeline.version,
             }
             await upsert_if_newer(ctx.session, STAGES, row, key=["id"], version="version")
+        if set((await ctx.session.execute(layout)).all()) != before:
+            await recompute_pipeline(ctx.session, pipeline.id)
 
 
 async def record_stays(ctx: BatchContext, event: DealCreated | DealStageChanged) -> None:
@@ -334,6 +363,7 @@ async def record_stays(ctx: BatchContext, event: DealCreated | DealStageChanged)
         "pipeline_id": move.pipeline_id,
         "entered_at": at(move.entered_at),
         "left_at": None,
+        "days": None,
     }
     await insert_ignoring_duplicates(ctx.session, STAYS, [opened])
     if move.from_stage_id and move.from_entered_at and move.left_at:
@@ -343,13 +373,14 @@ async def record_stays(ctx: BatchContext, event: DealCreated | DealStageChanged)
             "pipeline_id": move.pipeline_id,
             "entered_at": at(move.from_entered_at),
             "left_at": at(move.left_at),
+            "days": days(at(move.from_entered_at), at(move.left_at)),
         }
         await upsert(
             ctx.session,
             STAYS,
             closed,
             key=["deal_id", "stage_id", "entered_at"],
-            update=["left_at"],
+            update=["left_at", "days"],
         )
 
 

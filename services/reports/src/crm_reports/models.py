@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, Index, Integer, MetaData, Numeric, String
+from sqlalchemy import BigInteger, Boolean, Date, Float, Index, Integer, MetaData, Numeric, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crm_kernel.db import UtcDateTime
@@ -52,12 +52,15 @@ class DealFact(Base):
     stage_entered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Lead-mix band of the amount, e.g. "RUB:4" (10,000-99,999 RUB); "none" without an amount.
     amount_band: Mapped[str] = mapped_column(String(12), default="none")
+    # Days from creation to win, for won deals (exact median cycles read in index order).
+    cycle_days: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         Index("ix_rm_deals_owner_status", "owner_id", "status"),
         Index("ix_rm_deals_status_closed", "status", "closed_at"),
         Index("ix_rm_deals_contact", "contact_id"),
         Index("ix_rm_deals_created", "created_at"),
+        Index("ix_rm_deals_owner_status_cycle", "owner_id", "status", "cycle_days", "pipeline_id"),
     )
 
 
@@ -89,10 +92,15 @@ class StageStay(Base):
     entered_at: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
     pipeline_id: Mapped[str] = mapped_column(String(36))
     left_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The deal's current owner and the stay's length in days (finished stays): exact
+    # medians are read in index order instead of ranking every stay.
+    owner_id: Mapped[str | None] = mapped_column(String(36))
+    days: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         Index("ix_rm_stage_stays_pipeline_stage", "pipeline_id", "stage_id"),
         Index("ix_rm_stage_stays_pipeline_entered", "pipeline_id", "entered_at"),
+        Index("ix_rm_stage_stays_days", "pipeline_id", "stage_id", "days", "owner_id"),
     )
 
 
@@ -272,6 +280,34 @@ class DealDay(Base):
     won_amount: Mapped[Decimal] = mapped_column(Numeric(20, 4), default=0)
 
 
+class DealTotal(Base):
+    """`rm_deal_days` summed over all time: deals created, won, lost and the amount won."""
+
+    __tablename__ = "rm_deal_totals"
+
+    owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    lost: Mapped[int] = mapped_column(Integer, default=0)
+    won_amount: Mapped[Decimal] = mapped_column(Numeric(20, 4), default=0)
+
+
+class DealCycle(Base):
+    """Won deals per owner, pipeline and bucket of days to win (`stats.BOUNDS`), all time.
+
+    Locates an owner's exact median cycle: only that bucket's deals are then read.
+    """
+
+    __tablename__ = "rm_deal_cycles"
+
+    owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class DealMix(Base):
     """Deals won and lost per owner, pipeline, lead source and amount band, all time (lead mix)."""
 
@@ -283,6 +319,43 @@ class DealMix(Base):
     amount_band: Mapped[str] = mapped_column(String(12), primary_key=True)
     won: Mapped[int] = mapped_column(Integer, default=0)
     lost: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FunnelFact(Base):
+    """The all-time funnel per pipeline, stage and owner, kept incrementally like `rm_deal_days`.
+
+    Per (deal, stage) pair: entered, moved on (a finished stay), won (the deal is
+    won), onward (a later stay reached a non-lost stage further on); per stay:
+    finished stays and their total length in microseconds (exact averages).
+    """
+
+    __tablename__ = "rm_funnel_facts"
+
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    stage_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entered: Mapped[int] = mapped_column(Integer, default=0)
+    moved_on: Mapped[int] = mapped_column(Integer, default=0)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    onward: Mapped[int] = mapped_column(Integer, default=0)
+    finished: Mapped[int] = mapped_column(Integer, default=0)
+    stay_microseconds: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StayLength(Base):
+    """Finished stays per pipeline, stage, owner and length bucket (`stats.BOUNDS`).
+
+    Kept with `rm_funnel_facts`; an exact median finds its bucket here and reads
+    only that bucket's stays in index order.
+    """
+
+    __tablename__ = "rm_stay_lengths"
+
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    stage_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stays: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class StateBase(DeclarativeBase):

@@ -3,16 +3,49 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, Select, func, select
+from sqlalchemy import ColumnElement, Float, Select, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 DAY = 86400.0
 CENT = Decimal("0.01")
+# Length buckets in days, four per doubling from a minute up: bucket i holds
+# BOUNDS[i-1] <= days < BOUNDS[i] (0: negative, the last: beyond). The same floats
+# bound the index range an exact median reads, so bucket and range always agree.
+BOUNDS = [0.0] + [(2 ** (i / 4) - 1) / 1440 for i in range(1, 100)]
+
+
+def bucket(days: float) -> int:
+    return bisect_right(BOUNDS, days)
+
+
+def in_bucket(column: Any, index: int) -> list[ColumnElement[bool]]:
+    """The rows of one length bucket (index range conditions on the stored length)."""
+    conditions: list[ColumnElement[bool]] = [column.is_not(None)]
+    if index > 0:
+        conditions.append(column >= BOUNDS[index - 1])
+    if index < len(BOUNDS):
+        conditions.append(column < BOUNDS[index])
+    return conditions
+
+
+def middle_ranks(histogram: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(bucket, offset within it) of the one or two middle values of a bucketed count."""
+    total = sum(n for _, n in histogram)
+    found = []
+    for rank in sorted({(total - 1) // 2, total // 2}) if total else []:
+        before = 0
+        for index, n in histogram:
+            if rank < before + n:
+                found.append((index, rank - before))
+                break
+            before += n
+    return found
 
 
 def percentile(values: Sequence[float], share: float) -> float | None:

@@ -8,6 +8,7 @@ from sqlalchemy import case, distinct, func, select
 
 from crm_kernel.auth import Principal
 from crm_kernel.db import Database
+from crm_reports.funnel.prepared import all_time_counts, all_time_medians
 from crm_reports.funnel.schemas import FunnelRead, FunnelStage
 from crm_reports.models import DealFact, StageFact, StageStay
 from crm_reports.scope import Filters
@@ -95,8 +96,13 @@ async def funnel(
             .scalars()
             .all()
         )
-        by_stage = {row[0]: row[1:] for row in (await session.execute(counts)).all()}
-        median = dict(cast(Any, (await session.execute(middle)).all()))
+        if filters.period_from or filters.period_to:
+            by_stage = {row[0]: row[1:] for row in (await session.execute(counts)).all()}
+            median = dict(cast(Any, (await session.execute(middle)).all()))
+        else:
+            # All time: prepared facts and exact medians from a few index rows.
+            by_stage = await all_time_counts(session, principal, pipeline_id, filters)
+            median = await all_time_medians(session, principal, pipeline_id, filters)
     result = []
     for stage in stages:
         entered, moved_on, won, onward, average = by_stage.get(stage.id, (0, 0, 0, 0, None))
