@@ -58,6 +58,8 @@ async def test_search_covers_names_email_and_company_in_any_case_and_script(
         ("петров", [anna]),
         ("Petrova@Example", [anna]),
         ("anna.petrova@example.com", [anna]),
+        ("Anna.Petrova@Example.COM", [anna]),  # a whole address: the e-mail index
+        ("anna.petrova@example.co", [anna]),  # not (yet) an address: word by word
         ("smith", [john]),
         ("JOHN", [john]),
         ("ромашка", [anna]),
