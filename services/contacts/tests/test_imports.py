@@ -197,3 +197,29 @@ async def test_bad_files_are_clear_4xx_problems_and_write_nothing(api: httpx.Asy
     )
     assert policy.status_code == 422
     assert await count(api) == 0
+
+
+async def test_email_checks_match_the_contact_api_for_plain_and_unusual_addresses(
+    api: httpx.AsyncClient,
+) -> None:
+    # Plain addresses take the importer's fast pattern; the rest go through email-validator.
+    good = ["Mixed.Case+tag@Example.COM", "ivan@почта.рф", "o'brien@sub.example.org"]
+    bad = ["a..b@example.com", "user@mail.test", "x@ab--cd.com", "x@localhost", "@example.com"]
+    rows = "".join(f"Person{i},{email}\n" for i, email in enumerate(good + bad))
+    response = await api.post(
+        "/imports",
+        params={"dry_run": "true"},
+        content=f"first_name,email\n{rows}".encode(),
+        headers={**auth(), "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["created"] == len(good)
+    for error, email in zip(report["errors"], bad, strict=True):
+        direct = await api.post(
+            "/contacts", json={"first_name": "Direct", "email": email}, headers=auth()
+        )
+        assert direct.status_code == 422
+        [api_error] = [e for e in direct.json()["errors"] if e["field"] == "email"]
+        assert (error["field"], error["message"]) == ("email", api_error["message"])
+    assert len(report["errors"]) == len(bad)

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 POLL_SECONDS = 0.5
 SQLITE_PAUSE_SECONDS = 0.05
+# PostgreSQL takes bigger batches: fewer round trips and commits, and other writers do
+# not wait on it (SQLite holds its one write lock for a whole batch, so it keeps BATCH).
+POSTGRESQL_BATCH_FACTOR = 5
 
 
 async def claim(db: Database, worker: str) -> str | None:
@@ -69,8 +72,9 @@ async def run_job(db: Database, job_id: str, worker: str, phone_region: str) -> 
     # The lease makes this replica the job's only writer, so its counters are kept here
     # and written with each batch (never re-reading the stored file).
     position, errors = job.processed, list(job.errors)
+    size = BATCH if db.is_sqlite else BATCH * POSTGRESQL_BATCH_FACTOR
     while position < len(rows):
-        batch = rows[position : position + BATCH]
+        batch = rows[position : position + size]
         async with db.transaction() as session:
             # Renewing the lease first also locks the job row for this batch.
             renewed = await session.execute(
