@@ -126,10 +126,10 @@ async def _stage_of(
 async def _confirm_stage_live(session: AsyncSession, stage: Stage) -> None:
     """422 if the stage was deleted while this change was being made.
 
-    Called after the deal is written: on PostgreSQL the share lock makes a
-    concurrent stage deletion wait for this transaction (and then move this
-    deal too) or, if it committed first, shows its deletion; on SQLite this
-    transaction holds the write lock by now and reads the latest commit.
+    On PostgreSQL the share lock makes a concurrent stage deletion wait for
+    this transaction (and then move this deal too) or, if it committed first,
+    shows its deletion; on SQLite, called once this transaction holds the write
+    lock, it reads the latest commit.
     """
     live = await session.scalar(
         select(Stage.id)
@@ -375,12 +375,20 @@ async def _transit(
 ) -> DealRead:
     """Move the deal, then publish stage_changed (and won/lost/reopened when it is that)."""
     now = datetime.now(UTC)
+    # PostgreSQL: check (and share-lock) the stage before writing the deal, since a stage
+    # deletion locks the stage first and the deals and their board totals after; the
+    # same order cannot deadlock. SQLite: check after writing, once this transaction
+    # holds the write lock and so reads the latest commit.
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if not sqlite:
+        await _confirm_stage_live(session, to)
     transition: StageTransition = await enter_stage(
         session, deal, stages=stages, to=to, reason=reason, actor=principal.user_id, now=now
     )
     deal.updated_at = now
     await session.flush()
-    await _confirm_stage_live(session, to)
+    if sqlite:
+        await _confirm_stage_live(session, to)
     for schema in (DealStageChanged, status_event):
         if schema is not None:
             await add_event(
