@@ -8,7 +8,9 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 BIN := $(VENV)/bin
-PYTEST_ARGS ?=
+# Three workers, one test file each at a time: tests mostly wait on NATS, databases and
+# subprocesses, so this roughly halves the suite on 2 cores (PYTEST_ARGS= runs it serially).
+PYTEST_ARGS ?= -n 3 --dist loadfile
 
 .PHONY: install run test test-fast lint format bench dlq reports-rebuild clean
 
