@@ -123,6 +123,20 @@ async def _stage_of(
     return stage, stages
 
 
+async def _confirm_stage_before_writing(session: AsyncSession, stage: Stage) -> bool:
+    """On PostgreSQL, `_confirm_stage_live` before the deal is written; False on SQLite.
+
+    A stage deletion locks the stage first and the deals and their board totals
+    after: taking the stage's share lock first keeps the same order, so the two
+    cannot deadlock. SQLite checks after writing instead (the caller does), once
+    the transaction holds the write lock and so reads the latest commit.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return False
+    await _confirm_stage_live(session, stage)
+    return True
+
+
 async def _confirm_stage_live(session: AsyncSession, stage: Stage) -> None:
     """422 if the stage was deleted while this change was being made.
 
@@ -227,13 +241,15 @@ async def insert_deal(
     deal.stage_entered_at = now
     deal.created_at = now
     deal.updated_at = now
+    checked_first = await _confirm_stage_before_writing(session, stage)
     session.add(deal)
     await session.flush()
     transition = await enter_stage(
         session, deal, stages=stages, to=stage, reason="create", actor=actor, now=now, created=True
     )
     await session.flush()
-    await _confirm_stage_live(session, stage)
+    if not checked_first:
+        await _confirm_stage_live(session, stage)
     await add_event(
         session, deal_event(DealCreated, deal, transition=transition), subject=deal.id, actor=actor
     )
@@ -375,19 +391,13 @@ async def _transit(
 ) -> DealRead:
     """Move the deal, then publish stage_changed (and won/lost/reopened when it is that)."""
     now = datetime.now(UTC)
-    # PostgreSQL: check (and share-lock) the stage before writing the deal, since a stage
-    # deletion locks the stage first and the deals and their board totals after; the
-    # same order cannot deadlock. SQLite: check after writing, once this transaction
-    # holds the write lock and so reads the latest commit.
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    if not sqlite:
-        await _confirm_stage_live(session, to)
+    checked_first = await _confirm_stage_before_writing(session, to)
     transition: StageTransition = await enter_stage(
         session, deal, stages=stages, to=to, reason=reason, actor=principal.user_id, now=now
     )
     deal.updated_at = now
     await session.flush()
-    if sqlite:
+    if not checked_first:
         await _confirm_stage_live(session, to)
     for schema in (DealStageChanged, status_event):
         if schema is not None:
