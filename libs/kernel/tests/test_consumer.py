@@ -274,6 +274,11 @@ async def test_batch_handler_gets_the_events_of_a_batch_together_in_order(
     handlers, calls = batch_handlers()
     spawn(Consumer(db, bus, handlers).run())
 
+    async def all_applied() -> bool:
+        return await applications(db) == dict.fromkeys(keys, 1)
+
+    # Applied first: before the consumer exists, the stream looks settled too.
+    await wait_until(all_applied, message="every event applied")
     await wait_until(lambda: settled(bus), message="all acked")
     assert [key for call in calls for key in call] == keys
     assert max(len(call) for call in calls) > 1
