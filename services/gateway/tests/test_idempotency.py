@@ -30,6 +30,7 @@ class Contacts:
     url: str = ""
     created: list[dict[str, Any]] = field(default_factory=list)
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
     failures: int = 0
 
 
@@ -42,6 +43,7 @@ def contacts_app(contacts: Contacts) -> FastAPI:
 
     @app.post("/api/v1/contacts")
     async def create(request: Request) -> JSONResponse:
+        contacts.arrived.set()
         await contacts.gate.wait()
         if contacts.failures:
             contacts.failures -= 1
@@ -97,10 +99,13 @@ async def test_a_post_retried_after_a_client_timeout_creates_one_record_and_repl
     async with running_gateway(make_settings(CONTACTS_URL=contacts.url, **store)) as api:
         headers = {**await api.admin_headers(), "Idempotency-Key": "create-ada-1"}
         contacts.gate.clear()  # the service is slow: the client gives up first
-        with pytest.raises(httpx.ReadTimeout):
-            await api.http.post(
-                "/api/v1/contacts", json={"first_name": "Ada"}, headers=headers, timeout=0.3
-            )
+        first = asyncio.create_task(
+            api.http.post("/api/v1/contacts", json={"first_name": "Ada"}, headers=headers)
+        )
+        await asyncio.wait_for(contacts.arrived.wait(), timeout=10)
+        first.cancel()  # the client times out once the request has reached the service
+        with pytest.raises(asyncio.CancelledError):
+            await first
         # The first attempt is still running: a retry now is told so.
         during = await api.http.post(
             "/api/v1/contacts", json={"first_name": "Ada"}, headers=headers

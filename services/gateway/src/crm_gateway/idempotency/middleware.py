@@ -193,10 +193,26 @@ class IdempotencyMiddleware:
         headers: list[tuple[str, str]] = []
         chunks: list[bytes] = []
         size = 0
-        done = False
+        settled = False
+
+        async def settle(done: bool) -> None:
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            try:
+                if done and stored(status) and size <= self.max_answer:
+                    await store.complete(
+                        caller, key, owner, Answer(status, headers, b"".join(chunks))
+                    )
+                else:
+                    await store.release(caller, key, owner)
+            except Exception:
+                # The in-progress marker expires on its own.
+                log.exception("idempotency store unavailable; answer not stored")
 
         async def capture(message: Message) -> None:
-            nonlocal status, size, done
+            nonlocal status, size
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers.extend(
@@ -209,24 +225,18 @@ class IdempotencyMiddleware:
                 size += len(chunk)
                 if size <= self.max_answer:
                     chunks.append(chunk)
-                done = not message.get("more_body", False)
-            # A client that gave up (timed out) is not waited for: the answer
-            # is stored all the same, for its retry.
+                if not message.get("more_body", False):
+                    # Settled before the client has the last byte, so a retry
+                    # sent right after the answer finds it stored (or freed), not
+                    # "in progress". A client that gave up is not waited for:
+                    # the answer is stored all the same, for its retry.
+                    await settle(done=True)
             await send(message)
 
         try:
             await self.app(scope, replay_body, capture)
         finally:
-            try:
-                if done and stored(status) and size <= self.max_answer:
-                    await store.complete(
-                        caller, key, owner, Answer(status, headers, b"".join(chunks))
-                    )
-                else:
-                    await store.release(caller, key, owner)
-            except Exception:
-                # The in-progress marker expires on its own.
-                log.exception("idempotency store unavailable; answer not stored")
+            await settle(done=False)
 
 
 async def _replay(answer: Answer, send: Send) -> None:
