@@ -17,6 +17,7 @@ from crm_contacts.contacts.schemas import ContactRead, DuplicateRead
 from crm_contacts.contacts.service import RECORD_TYPE, load, to_read
 from crm_contacts.leads.models import Lead
 from crm_contacts.requests.models import ClientRequest
+from crm_contacts.segments.service import move_memberships
 from crm_contacts.tasks.models import Task
 from crm_contacts.timeline.models import TimelineEntry
 from crm_kernel.auth import Principal
@@ -217,6 +218,9 @@ async def merge_contacts(
             )
             for event in consent_changes:
                 await add_event(session, event, subject=survivor.id, actor=principal.user_id)
+            await move_memberships(
+                session, from_id=other.id, to_id=survivor.id, actor=principal.user_id
+            )
     except StaleDataError as exc:
         raise stale("contact") from exc
     return read

@@ -23,6 +23,7 @@ from crm_contacts.contacts.schemas import (
     ViewerRead,
 )
 from crm_contacts.metering.service import ReadGuardDep
+from crm_contacts.segments.fields import parse_filter_param
 from crm_kernel.app import DatabaseDep
 from crm_kernel.auth import CurrentUser
 from crm_kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
@@ -115,6 +116,15 @@ async def list_contacts(
     created_before: AwareDatetime | None = None,
     updated_after: AwareDatetime | None = None,
     updated_before: AwareDatetime | None = None,
+    filter_: Annotated[
+        str | None,
+        Query(
+            alias="filter",
+            max_length=8000,
+            description='JSON in the segments\' filter language, e.g. {"field": "tags", '
+            '"op": "has", "value": "vip"}.',
+        ),
+    ] = None,
 ) -> Page[ContactRead]:
     """The contacts the caller may see, a page at a time; `q` searches them."""
     page = await service.list_contacts(
@@ -135,6 +145,7 @@ async def list_contacts(
         created_before=created_before,
         updated_after=updated_after,
         updated_before=updated_before,
+        raw_filter=parse_filter_param(filter_) if filter_ is not None else None,
     )
     await guard.check(principal, [str(c.id) for c in page.items])
     return page

@@ -25,6 +25,7 @@ from crm_contacts.contacts.schemas import (
 )
 from crm_contacts.custom_fields.service import validate_custom
 from crm_contacts.phones import to_e164
+from crm_contacts.segments import fields as filter_fields
 from crm_kernel.auth import Principal
 from crm_kernel.contracts.contacts import (
     ConsentChanged,
@@ -240,8 +241,12 @@ async def list_contacts(
     created_before: datetime | None = None,
     updated_after: datetime | None = None,
     updated_before: datetime | None = None,
+    raw_filter: object | None = None,
 ) -> Page[ContactRead]:
-    """The contacts the caller may see (or their trash), filtered, sorted and paged by cursor."""
+    """The contacts the caller may see (or their trash), filtered, sorted and paged by cursor.
+
+    `raw_filter` is the segments' filter language (`?filter=`), on top of the other filters.
+    """
     if trash:
         access.ensure_trash_role(principal)
     query = select(Contact).where(
@@ -272,6 +277,12 @@ async def list_contacts(
             query = query.where(
                 await search.contact_condition(
                     session, q, sqlite=db.is_sqlite, phone_region=phone_region
+                )
+            )
+        if raw_filter is not None:
+            query = query.where(
+                await filter_fields.contact_condition(
+                    session, raw_filter, sqlite=db.is_sqlite, location="query"
                 )
             )
         rows, next_cursor = await paginate(session, query, keys, limit=limit, cursor=cursor)

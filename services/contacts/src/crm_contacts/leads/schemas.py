@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
-from crm_contacts.contacts.schemas import Name, Phone, Tag, Tags
+from crm_contacts.contacts.schemas import Custom, Name, Phone, Tag, Tags
 
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Message = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
@@ -134,6 +134,8 @@ class LeadCreate(PublicLead):
     currency: Currency | None = None
     tags: Tags = Field(default_factory=list)
     territory: Tag | None = None
+    # Contact custom field values, checked like POST /contacts (required ones included).
+    custom: Custom = Field(default_factory=dict)
 
 
 class LeadUpdate(BaseModel):

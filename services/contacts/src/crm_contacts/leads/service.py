@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from crm_contacts.common import publish_state, utcnow
 from crm_contacts.companies.models import Company
 from crm_contacts.contacts.models import Contact
 from crm_contacts.contacts.service import to_read as contact_read
+from crm_contacts.custom_fields.service import validate_custom
 from crm_contacts.leads import assign
 from crm_contacts.leads.models import Lead
 from crm_contacts.leads.schemas import UTM_FIELDS, LeadCreate, LeadRead, LeadUpdate, PublicLead
@@ -68,10 +70,12 @@ async def _company_id(session: AsyncSession, name: str | None) -> str | None:
     return (await session.scalars(query.order_by(Company.created_at).limit(1))).first()
 
 
-def _summary(intake: Intake, title: str | None) -> str:
+def _summary(intake: Intake, title: str | None, custom: dict[str, Any]) -> str:
     lines = [f"Lead via {intake.source}" + (f": {title}" if title else "")]
     if intake.data.company:
         lines.append(f"Company: {intake.data.company}")
+    # An existing contact's own values are not overwritten; the lead's are kept here.
+    lines += [f"{key}: {value}" for key, value in custom.items()]
     if intake.data.message:
         lines.append(intake.data.message)
     return "\n".join(lines)
@@ -85,6 +89,7 @@ async def _new_contact(
     email: str | None,
     phone: str | None,
     tags: list[str],
+    custom: dict[str, Any],
 ) -> Contact:
     data = intake.data
     fallback_name = (email.split("@", 1)[0] if email else phone) or "Lead"
@@ -102,7 +107,7 @@ async def _new_contact(
         lifecycle_stage="awareness",
         consent_email=False,
         consent_sms=False,
-        custom={},
+        custom=custom,
         created_at=now,
         updated_at=now,
     )
@@ -170,12 +175,17 @@ async def take_in(db: Database, intake: Intake, *, phone_region: str) -> LeadRea
                 )
                 raise NotFound(f"No active {what}.")
         tags = list(rule.default_tags) if rule else []
+        custom: dict[str, Any] = {}
         if isinstance(data, LeadCreate):
             tags += data.tags
+            # Checked whether or not the person exists (422 must not reveal who does);
+            # a web form cannot carry custom values, so it is not held to required ones.
+            custom = await validate_custom(session, "contact", data.custom)
         existing = await _existing_contact(session, email, phone)
         if existing is not None:
             contact, owner_id = existing, existing.owner_id
-            await _note_on_existing(session, intake, existing, _summary(intake, title))
+            summary = _summary(intake, title, custom)
+            await _note_on_existing(session, intake, existing, summary)
         else:
             routing = {
                 *tags,
@@ -187,7 +197,13 @@ async def take_in(db: Database, intake: Intake, *, phone_region: str) -> LeadRea
                 assert intake.actor_id is not None, "a rule-less lead comes from a caller"
                 owner_id = intake.actor_id
             contact = await _new_contact(
-                session, intake, owner_id=owner_id, email=email, phone=phone, tags=tags
+                session,
+                intake,
+                owner_id=owner_id,
+                email=email,
+                phone=phone,
+                tags=tags,
+                custom=custom,
             )
         utm = {f: v for f in UTM_FIELDS if (v := getattr(data, f))}
         lead = Lead(

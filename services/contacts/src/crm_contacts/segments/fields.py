@@ -6,6 +6,7 @@ segment definition means the same thing in both places.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, cast
@@ -63,7 +64,12 @@ def _custom_field(name: str, kinds: Mapping[str, str], *, sqlite: bool) -> Field
 
 
 async def contact_condition(
-    session: AsyncSession, raw: object, *, sqlite: bool, path: str = "filter"
+    session: AsyncSession,
+    raw: object,
+    *,
+    sqlite: bool,
+    path: str = "filter",
+    location: str = "body",
 ) -> ColumnElement[bool]:
     """The WHERE clause of a filter over contacts; 422 naming the filter's bad part."""
     kinds = await field_kinds(session)
@@ -75,11 +81,20 @@ async def contact_condition(
             path=path,
         )
     except FilterError as exc:
-        raise invalid_filter(exc) from exc
+        raise invalid_filter(exc, location) from exc
 
 
-def invalid_filter(exc: FilterError) -> Unprocessable:
+def parse_filter_param(text: str) -> object:
+    """The JSON of a `?filter=` query parameter; 422 naming `filter` when it is not JSON."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        problem = FilterError("filter", "must be a JSON filter (the language of segments)")
+        raise invalid_filter(problem, "query") from exc
+
+
+def invalid_filter(exc: FilterError, location: str = "body") -> Unprocessable:
     return Unprocessable(
         f"The filter is not valid: {exc.message}",
-        errors=[{"field": exc.path, "location": "body", "message": exc.message}],
+        errors=[{"field": exc.path, "location": location, "message": exc.message}],
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, delete, func, insert, select
+from sqlalchemy import ColumnElement, Select, Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -36,7 +36,7 @@ from crm_kernel.contracts.contacts import (
     SegmentMembersChanged,
     SegmentUpdated,
 )
-from crm_kernel.db import Database
+from crm_kernel.db import Database, insert_ignoring_duplicates
 from crm_kernel.directory import owner_filter
 from crm_kernel.ids import new_id
 from crm_kernel.outbox import add_event
@@ -283,6 +283,50 @@ async def remove_members(
             )
         await _publish_members(session, segment.id, principal.user_id, removed=gone)
     return MembersChanged(segment_id=segment.id, removed=len(gone))
+
+
+async def move_memberships(
+    session: AsyncSession, *, from_id: str, to_id: str, actor: str
+) -> list[str]:
+    """A merge: `to_id` takes `from_id`'s static memberships (once each; deleted segments too).
+
+    One `members_changed` per segment (`added` the survivor unless it was already a
+    member, `removed` the merged contact), so replicas converge whether this or
+    `contact.merged` reaches them first. Returns the segment ids.
+    """
+    moving = list(
+        await session.scalars(
+            select(SegmentMember.segment_id)
+            .where(SegmentMember.contact_id == from_id)
+            .order_by(SegmentMember.segment_id)
+        )
+    )
+    if not moving:
+        return []
+    already = set(
+        await session.scalars(
+            select(SegmentMember.segment_id).where(
+                SegmentMember.contact_id == to_id, SegmentMember.segment_id.in_(moving)
+            )
+        )
+    )
+    now = utcnow()
+    # Ignoring duplicates: a concurrent add of the survivor must not fail the merge.
+    await insert_ignoring_duplicates(
+        session,
+        cast(Table, SegmentMember.__table__),
+        [{"segment_id": s, "contact_id": to_id, "added_at": now} for s in moving],
+    )
+    await session.execute(delete(SegmentMember).where(SegmentMember.contact_id == from_id))
+    for segment_id in moving:
+        event = SegmentMembersChanged(
+            segment_id=segment_id,
+            added=[] if segment_id in already else [to_id],
+            removed=[from_id],
+            at=now.isoformat(),
+        )
+        await add_event(session, event, subject=segment_id, actor=actor)
+    return moving
 
 
 async def members(
