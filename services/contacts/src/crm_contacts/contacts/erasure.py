@@ -16,6 +16,7 @@ from crm_contacts.common import utcnow
 from crm_contacts.contacts.models import Contact
 from crm_contacts.leads.models import Lead
 from crm_contacts.requests.models import ClientRequest
+from crm_contacts.segments.service import move_memberships
 from crm_contacts.tasks.models import Task
 from crm_contacts.timeline.models import TimelineEntry
 from crm_kernel.auth import Principal, Role
@@ -41,6 +42,7 @@ class Erasure(BaseModel):
     requests: int
     tasks: int
     timeline_entries: int
+    segment_memberships: int
 
 
 def _redact(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -109,6 +111,10 @@ async def erase_contact(*, db: Database, principal: Principal, contact_id: str) 
         dropped = await session.execute(
             delete(TimelineEntry).where(TimelineEntry.contact_id == contact_id)
         )
+        # Static memberships go too (announced per segment, as a merge does).
+        segments = await move_memberships(
+            session, from_id=contact_id, to_id=None, actor=principal.user_id
+        )
         await session.flush()
         await _drop_search_row(session, contact_id)
         await _redact_audit(session, [contact_id, *activities, *requests, *tasks, *leads])
@@ -126,6 +132,7 @@ async def erase_contact(*, db: Database, principal: Principal, contact_id: str) 
                 requests=len(requests),
                 tasks=len(tasks),
                 timeline_entries=int(dropped.rowcount or 0),  # type: ignore[attr-defined]
+                segment_memberships=len(segments),
             ),
         )
         erased = ContactErased(

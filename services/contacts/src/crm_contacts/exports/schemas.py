@@ -12,7 +12,8 @@ from crm_contacts.contacts.schemas import LifecycleStage
 
 
 class ExportCreate(BaseModel):
-    """The contact list's filters (`GET /contacts`), or the members of a segment."""
+    """The contact list's filters (`GET /contacts`, `filter` in the segments' language),
+    or the members of a segment (alone: the list's filters do not apply to it)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -26,6 +27,7 @@ class ExportCreate(BaseModel):
     created_before: AwareDatetime | None = None
     updated_after: AwareDatetime | None = None
     updated_before: AwareDatetime | None = None
+    filter: dict[str, Any] | None = None
     segment_id: uuid.UUID | None = None
 
 

@@ -286,13 +286,14 @@ async def remove_members(
 
 
 async def move_memberships(
-    session: AsyncSession, *, from_id: str, to_id: str, actor: str
+    session: AsyncSession, *, from_id: str, to_id: str | None, actor: str
 ) -> list[str]:
     """A merge: `to_id` takes `from_id`'s static memberships (once each; deleted segments too).
+    An erasure (`to_id` None): `from_id`'s memberships just go.
 
     One `members_changed` per segment (`added` the survivor unless it was already a
-    member, `removed` the merged contact), so replicas converge whether this or
-    `contact.merged` reaches them first. Returns the segment ids.
+    member, `removed` the merged or erased contact), so replicas converge whether this
+    or `contact.merged` / `contact.erased` reaches them first. Returns the segment ids.
     """
     moving = list(
         await session.scalars(
@@ -303,25 +304,27 @@ async def move_memberships(
     )
     if not moving:
         return []
-    already = set(
-        await session.scalars(
-            select(SegmentMember.segment_id).where(
-                SegmentMember.contact_id == to_id, SegmentMember.segment_id.in_(moving)
+    now = utcnow()
+    joining: set[str] = set()
+    if to_id is not None:
+        joining = set(moving) - set(
+            await session.scalars(
+                select(SegmentMember.segment_id).where(
+                    SegmentMember.contact_id == to_id, SegmentMember.segment_id.in_(moving)
+                )
             )
         )
-    )
-    now = utcnow()
-    # Ignoring duplicates: a concurrent add of the survivor must not fail the merge.
-    await insert_ignoring_duplicates(
-        session,
-        cast(Table, SegmentMember.__table__),
-        [{"segment_id": s, "contact_id": to_id, "added_at": now} for s in moving],
-    )
+        # Ignoring duplicates: a concurrent add of the survivor must not fail the merge.
+        await insert_ignoring_duplicates(
+            session,
+            cast(Table, SegmentMember.__table__),
+            [{"segment_id": s, "contact_id": to_id, "added_at": now} for s in moving],
+        )
     await session.execute(delete(SegmentMember).where(SegmentMember.contact_id == from_id))
     for segment_id in moving:
         event = SegmentMembersChanged(
             segment_id=segment_id,
-            added=[] if segment_id in already else [to_id],
+            added=[to_id] if to_id is not None and segment_id in joining else [],
             removed=[from_id],
             at=now.isoformat(),
         )
