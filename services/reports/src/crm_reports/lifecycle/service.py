@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left
+from calendar import monthrange
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -25,6 +26,15 @@ class Bucket(StrEnum):
     MONTH = "month"
 
 
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day and time `months` later; the month's last day when that month is shorter."""
+    year, month = divmod(moment.month - 1 + months, 12)
+    year += moment.year
+    return moment.replace(
+        year=year, month=month + 1, day=min(moment.day, monthrange(year, month + 1)[1])
+    )
+
+
 def bucket_edges(start: datetime, end: datetime, bucket: Bucket, zone: ZoneInfo) -> list[datetime]:
     """Bucket boundaries from `start` to `end`, stepping by local calendar days or months."""
     local = start.astimezone(zone)
@@ -32,8 +42,8 @@ def bucket_edges(start: datetime, end: datetime, bucket: Bucket, zone: ZoneInfo)
     while edges[-1] < end and len(edges) <= MAX_BUCKETS:
         last = edges[-1]
         if bucket is Bucket.MONTH:
-            year, month = divmod(last.month, 12)
-            following = last.replace(year=last.year + year, month=month + 1, tzinfo=None)
+            # Counted from the start, so 31 Jan -> 28 Feb -> 31 Mar rather than drifting to the 28th.
+            following = add_months(local.replace(tzinfo=None), len(edges))
         else:
             following = last.replace(tzinfo=None) + timedelta(
                 days=7 if bucket is Bucket.WEEK else 1
