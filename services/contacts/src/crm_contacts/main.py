@@ -12,6 +12,7 @@ from crm_contacts.companies.routes import router as companies_router
 from crm_contacts.consumers import build_handlers
 from crm_contacts.contacts.routes import router as contacts_router
 from crm_contacts.custom_fields.routes import router as custom_fields_router
+from crm_contacts.exports import retention as export_retention
 from crm_contacts.exports.routes import router as exports_router
 from crm_contacts.imports import worker as import_worker
 from crm_contacts.imports.routes import router as imports_router
@@ -50,7 +51,7 @@ def create_app(settings: ContactsSettings | None = None) -> FastAPI:
             exports_router,
         ],
         handlers=build_handlers(),
-        on_startup=[scheduler.start, import_worker.start],
+        on_startup=[scheduler.start, import_worker.start, export_retention.start],
     )
     # Unauthenticated, outside /api/v1: the gateway forwards public web forms here.
     app.include_router(public_forms_router)

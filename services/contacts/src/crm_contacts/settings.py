@@ -17,6 +17,10 @@ class ContactsSettings(ServiceSettings):
     task_scheduler_interval: float = Field(default=1.0, gt=0, alias="CRM_TASK_SCHEDULER_INTERVAL")
     # Roles holding the permission `contacts.export` (comma-separated; admins always do).
     export_roles: str = Field(default="admin", alias="CRM_CONTACTS_EXPORT_ROLES")
+    # Hours an export's CSV is kept for download; then it is deleted (the record stays, 410).
+    export_retention_hours: float = Field(
+        default=24, gt=0, alias="CRM_CONTACTS_EXPORT_RETENTION_HOURS"
+    )
     # Read metering: distinct contacts one user may read per sliding window, by
     # role (0: no limit), above which reads answer 429 and an alert is emitted.
     read_window_seconds: int = Field(default=3600, gt=0, alias="CRM_READ_WINDOW_SECONDS")

@@ -14,6 +14,7 @@ from crm_contacts.audit import service as audit
 from crm_contacts.audit.models import AuditEntry
 from crm_contacts.common import utcnow
 from crm_contacts.contacts.models import Contact
+from crm_contacts.exports import erasure as exports
 from crm_contacts.leads.models import Lead
 from crm_contacts.requests.models import ClientRequest
 from crm_contacts.segments.service import move_memberships
@@ -43,6 +44,7 @@ class Erasure(BaseModel):
     tasks: int
     timeline_entries: int
     segment_memberships: int
+    exports: int
 
 
 def _redact(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -118,6 +120,9 @@ async def erase_contact(*, db: Database, principal: Principal, contact_id: str) 
         await session.flush()
         await _drop_search_row(session, contact_id)
         await _redact_audit(session, [contact_id, *activities, *requests, *tasks, *leads])
+        # Stored exports keep no trace either: their row, and the e-mail/phone searched for.
+        in_exports = await exports.remove_contact(session, contact_id)
+        await exports.scrub_filters(session, email, phone)
         audit.record(
             session,
             actor_id=principal.user_id,
@@ -133,6 +138,7 @@ async def erase_contact(*, db: Database, principal: Principal, contact_id: str) 
                 tasks=len(tasks),
                 timeline_entries=int(dropped.rowcount or 0),  # type: ignore[attr-defined]
                 segment_memberships=len(segments),
+                exports=in_exports,
             ),
         )
         erased = ContactErased(

@@ -59,3 +59,20 @@ def render(contacts: Iterable[ContactRead]) -> tuple[bytes, int]:
         writer.writerow(_cells(contact))
         rows += 1
     return out.getvalue().encode("utf-8-sig"), rows
+
+
+def without_row(content: bytes, contact_id: str) -> tuple[bytes, int]:
+    """The CSV without the row(s) of one contact (first cell its id) and how many went.
+
+    Parsed as CSV, not split by lines, since a quoted cell may hold a line break;
+    the same writer writes it back, so every other row stays byte for byte.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    removed = 0
+    for row in csv.reader(io.StringIO(content.decode("utf-8-sig"), newline="")):
+        if row and row[0] == contact_id:
+            removed += 1
+        else:
+            writer.writerow(row)
+    return out.getvalue().encode("utf-8-sig"), removed

@@ -40,3 +40,6 @@ class ExportRead(BaseModel):
     row_count: int
     created_at: datetime
     download_path: str = ""
+    # When the CSV is (or was) deleted; `purged_at` is set once it is gone.
+    expires_at: datetime | None = None
+    purged_at: datetime | None = None

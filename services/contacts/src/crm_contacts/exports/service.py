@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_contacts.audit.models import AuditEntry
 from crm_contacts.audit.service import record
 from crm_contacts.common import utcnow
 from crm_contacts.contacts import service as contacts
@@ -19,9 +23,17 @@ from crm_kernel.auth import Principal
 from crm_kernel.db import Database
 from crm_kernel.ids import new_id
 from crm_kernel.pagination import MAX_LIMIT
-from crm_kernel.problems import Forbidden, NotFound, Unprocessable
+from crm_kernel.problems import DomainError, Forbidden, NotFound, Unprocessable
 
 RECORD_TYPE = "export"
+# PostgreSQL advisory lock taken by an export's commit and an erasure's export scan.
+ERASURE_LOCK = 0x43524D4558505254
+# An erasure that began this long before an export may still commit during its build.
+ERASURE_MARGIN = timedelta(hours=1)
+
+
+class Gone(DomainError):
+    status, title, slug = 410, "Gone", "gone"
 
 
 def ensure_may_export(principal: Principal, export_roles: str) -> None:
@@ -32,9 +44,10 @@ def ensure_may_export(principal: Principal, export_roles: str) -> None:
     raise Forbidden("Exporting contacts needs the permission contacts.export.")
 
 
-def to_read(export: ContactExport) -> ExportRead:
+def to_read(export: ContactExport, retention: timedelta) -> ExportRead:
     read = ExportRead.model_validate(export)
     read.download_path = f"/exports/{export.id}/download"
+    read.expires_at = export.created_at + retention
     return read
 
 
@@ -103,12 +116,37 @@ async def _everything(
             return found
 
 
+async def take_turns_with_erasures(session: AsyncSession) -> None:
+    """An export's commit and an erasure's scan of the stored exports never overlap, so
+    one always sees the other. SQLite needs nothing: a writer waits for the other."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ERASURE_LOCK})
+
+
+async def _erased_since(session: AsyncSession, since: datetime) -> set[str]:
+    """Contacts erased lately (the audit's time index: a few rows at most)."""
+    query = select(AuditEntry.record_id).where(
+        AuditEntry.at >= since - ERASURE_MARGIN,
+        AuditEntry.action == "erase",
+        AuditEntry.record_type == "contact",
+    )
+    return set(await session.scalars(query))
+
+
 async def create_export(
-    *, db: Database, principal: Principal, data: ExportCreate, phone_region: str, export_roles: str
+    *,
+    db: Database,
+    principal: Principal,
+    data: ExportCreate,
+    phone_region: str,
+    export_roles: str,
+    retention: timedelta,
 ) -> ExportRead:
     ensure_may_export(principal, export_roles)
     await check_filters(db, data)
-    content, rows = csvout.render(await _everything(db, principal, data, phone_region))
+    started = utcnow()
+    found = await _everything(db, principal, data, phone_region)
+    content, rows = csvout.render(found)
     export = ContactExport(
         id=str(new_id()),
         actor_id=principal.user_id,
@@ -119,7 +157,15 @@ async def create_export(
     )
     async with db.transaction() as session:
         session.add(export)
-        read = to_read(export)
+        await session.flush()  # SQLite: the write lock first, then read what committed
+        await take_turns_with_erasures(session)
+        # An erasure that committed during the build did not see this export: leave its rows out.
+        erased = await _erased_since(session, started)
+        if erased & {str(c.id) for c in found}:
+            export.content, export.row_count = csvout.render(
+                c for c in found if str(c.id) not in erased
+            )
+        read = to_read(export, retention)
         record(
             session,
             actor_id=principal.user_id,
@@ -144,9 +190,37 @@ async def _load(db: Database, principal: Principal, export_id: str) -> ContactEx
     return export
 
 
-async def get_export(*, db: Database, principal: Principal, export_id: str) -> ExportRead:
-    return to_read(await _load(db, principal, export_id))
+async def get_export(
+    *, db: Database, principal: Principal, export_id: str, retention: timedelta
+) -> ExportRead:
+    return to_read(await _load(db, principal, export_id), retention)
 
 
-async def download(*, db: Database, principal: Principal, export_id: str) -> bytes:
-    return (await _load(db, principal, export_id)).content
+async def purge(session: AsyncSession, export_ids: Sequence[str], now: datetime) -> int:
+    """Delete the stored CSV of these exports (those not purged yet); the records stay."""
+    result = await session.execute(
+        update(ContactExport)
+        .where(ContactExport.id.in_(export_ids), ContactExport.purged_at.is_(None))
+        .values(content=None, purged_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def download(
+    *, db: Database, principal: Principal, export_id: str, retention: timedelta
+) -> bytes:
+    """The CSV while it is kept; 410 once it expired (deleted here if the pruner was late)."""
+    export = await _load(db, principal, export_id)
+    now = utcnow()
+    if export.content is not None and export.created_at + retention > now:
+        return export.content
+    if export.purged_at is None:
+        async with db.transaction() as session:
+            await purge(session, [export.id], now)
+    hours = retention.total_seconds() / 3600
+    raise Gone(
+        f"Export {export_id} expired: its file is deleted {hours:g} h after it was made."
+        " Make a new export.",
+        expired_at=(export.created_at + retention).isoformat(),
+    )
