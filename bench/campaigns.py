@@ -4,18 +4,23 @@ Target (issue 7): 100,000 recipients from `POST /send` to the last message
 accepted by a local `smtp-sink`, at least 1,000 messages/s, beside the raw
 `smtp-source` ceiling of the same run. Printed, never asserted.
 
-Always measured: the campaigns service alone, from `POST /send` (snapshot of
-the audience into the ledger, rendering with tracking links, outbox, relay)
-to the last `SendBulkEmail` stored in the notifications bulk stream. With
-`smtp-sink`/`smtp-source` (Debian package postfix) also: the notifications
-service in the same process delivering to `smtp-sink`, from `POST /send` to
-the last notification recorded `sent`. N = BENCH_MESSAGES (default 100,000);
-SQLite unless BENCH_DATABASE_URL / BENCH_NOTIFICATIONS_DATABASE_URL are set.
+Always measured: the campaigns service alone (in this process), from `POST
+/send` (snapshot of the audience into the ledger, rendering with tracking
+links, outbox, relay) to the last `SendBulkEmail` stored in the notifications
+bulk stream. With `smtp-sink`/`smtp-source` (Debian package postfix) also: the
+notifications service as its own process (`crm-notifications`, as deployed)
+delivering to `smtp-sink`, from `POST /send` to the last notification recorded
+`sent`; the campaigns service then also takes the delivery reports back.
+N = BENCH_MESSAGES (default 100,000); SQLite unless BENCH_DATABASE_URL /
+BENCH_NOTIFICATIONS_DATABASE_URL are set. BENCH_PROFILE=path writes a cProfile
+of the campaigns-alone run (this process) there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import cProfile
 import os
 import shutil
 import subprocess
@@ -23,10 +28,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 import httpx
 import nats
@@ -91,10 +97,11 @@ async def seed(db: Database, count: int) -> str:
 
 
 async def bulk_stream_size(nats_url: str) -> int:
+    """Commands ever stored in the bulk stream (a work queue: consumed ones are removed)."""
     nc = await nats.connect(nats_url)
     try:
         info = await nc.jetstream().stream_info("CRM_NOTIFICATIONS_BULK_COMMANDS")
-        return int(info.state.messages)
+        return int(info.state.last_seq)
     finally:
         await nc.close()
 
@@ -133,28 +140,108 @@ def smtp_source_rate(port: int, count: int) -> float:
     return count / (time.monotonic() - started)
 
 
-async def notifications_app(tmp: Path, nats_url: str, smtp_port: int, count: int) -> Any:
-    """The notifications service delivering into smtp-sink, with consent for every address."""
-    from crm_notifications.main import create_app as notifications
-    from crm_notifications.models import Consent
-    from crm_notifications.settings import NotificationsSettings
+def smtp_sink_command(port: int) -> list[str]:
+    """smtp-sink refuses to run as root unless told which user to become."""
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    return ["smtp-sink", *user, f"127.0.0.1:{port}", "1000"]
 
+
+def spawn_notifications(
+    tmp: Path, nats_url: str, smtp_port: int
+) -> tuple[subprocess.Popen[bytes], IO[bytes], str, str]:
+    """Start `crm-notifications` into smtp-sink: (process, its log, base URL, database URL)."""
+    tmp.mkdir(parents=True, exist_ok=True)
     url = os.environ.get("BENCH_NOTIFICATIONS_DATABASE_URL") or (
         f"sqlite+aiosqlite:///{tmp / 'notifications.db'}"
     )
-    settings = NotificationsSettings(
-        DATABASE_URL=url,
-        NATS_URL=nats_url,
-        CRM_JWT_SECRET=SECRET,
-        CRM_DATA_DIR=tmp,
-        SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
-        CRM_MAIL_FROM="Shop <news@shop.example>",
-    )
-    app = notifications(settings)
-    return app, url, Consent
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "NATS_URL": nats_url,
+        "CRM_JWT_SECRET": SECRET,
+        "CRM_DATA_DIR": str(tmp),
+        "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "CRM_MAIL_FROM": "Shop <news@shop.example>",
+        "PORT": str(port),
+        "LOG_LEVEL": "warning",
+    }
+    log = open(tmp / "notifications.log", "ab")  # noqa: SIM115 - closed by the caller
+    binary = Path(sys.executable).parent / "crm-notifications"
+    process = subprocess.Popen([str(binary)], env=env, stdout=log, stderr=log)
+    return process, log, f"http://127.0.0.1:{port}", url
+
+
+@contextlib.asynccontextmanager
+async def notifications_process(
+    tmp: Path, nats_url: str, smtp_port: int, count: int
+) -> AsyncIterator[Database]:
+    """`crm-notifications` as its own process into smtp-sink, consent for every address."""
+    from crm_notifications.models import Consent
+
+    process, log, base, url = spawn_notifications(tmp, nats_url, smtp_port)
+    db = Database(url)
+    try:
+
+        async def ready() -> bool:
+            try:
+                async with httpx.AsyncClient() as client:
+                    answer = await client.get(f"{base}/readyz")
+                    return answer.status_code == 200
+            except httpx.HTTPError:
+                return process.poll() is not None  # exited: the assert below says so
+
+        await wait_until(ready, timeout=120, message="notifications up")
+        assert process.poll() is None, f"crm-notifications exited; see {tmp}/notifications.log"
+        now = datetime.now(UTC)
+        async with db.transaction() as session:
+            for start in range(0, count, 5000):
+                await session.execute(
+                    insert(Consent),
+                    [
+                        {
+                            "channel": "email",
+                            "address": f"r{i}@example.org",
+                            "granted": True,
+                            "changed_at": now,
+                        }
+                        for i in range(start, min(count, start + 5000))
+                    ],
+                )
+        yield db
+    finally:
+        await db.dispose()
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, 30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+async def sent_count(db: Database) -> int:
+    from crm_notifications.models import Notification
+
+    async with db.session() as session:
+        sent = await session.scalar(
+            select(func.count()).select_from(Notification).where(Notification.status == "sent")
+        )
+    return int(sent or 0)
+
+
+async def status_counts(db: Database) -> dict[str, int]:
+    from crm_notifications.models import Notification
+
+    async with db.session() as session:
+        rows = await session.execute(
+            select(Notification.status, func.count()).group_by(Notification.status)
+        )
+    return {status: count for status, count in rows}
 
 
 async def run(count: int, tmp: Path, nats_url: str, smtp_port: int | None) -> dict[str, float]:
+    await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
     url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp / 'campaigns.db'}"
     settings = CampaignsSettings(
         DATABASE_URL=url,
@@ -165,28 +252,14 @@ async def run(count: int, tmp: Path, nats_url: str, smtp_port: int | None) -> di
     )
     db = Database(url)
     figures: dict[str, float] = {}
+    profile = os.environ.get("BENCH_PROFILE") if smtp_port is None else None
     async with AsyncExitStack() as stack:
-        base = await stack.enter_async_context(serve_in_process(create_app(settings)))
         notifications_db: Database | None = None
-        sent_table: Any = None
         if smtp_port is not None:
-            app, notifications_url, consent = await notifications_app(
-                tmp, nats_url, smtp_port, count
+            notifications_db = await stack.enter_async_context(
+                notifications_process(tmp, nats_url, smtp_port, count)
             )
-            await stack.enter_async_context(serve_in_process(app))
-            notifications_db = Database(notifications_url)
-            now = datetime.now(UTC)
-            async with notifications_db.transaction() as session:
-                rows = [
-                    {"channel": "email", "address": f"r{i}@example.org", "granted": True}
-                    for i in range(count)
-                ]
-                for row in rows:
-                    row["changed_at"] = now
-                await session.execute(insert(consent), rows)
-            from crm_notifications.models import Notification
-
-            sent_table = Notification
+        base = await stack.enter_async_context(serve_in_process(create_app(settings)))
         segment_id = await seed(db, count)
         token = issue_token("marketer", keys=TokenKeys(secret=SECRET))
         headers = {"Authorization": f"Bearer {token}"}
@@ -204,6 +277,9 @@ async def run(count: int, tmp: Path, nats_url: str, smtp_port: int | None) -> di
                     headers=headers,
                 )
             ).json()
+            profiler = cProfile.Profile() if profile else None
+            if profiler is not None:
+                profiler.enable()
             started = time.monotonic()
             response = await api.post(f"/campaigns/{campaign['id']}/send", headers=headers)
             assert response.status_code == 200, response.text
@@ -215,22 +291,23 @@ async def run(count: int, tmp: Path, nats_url: str, smtp_port: int | None) -> di
             if notifications_db is None:
                 await wait_until(all_queued, timeout=3600, interval=0.2, message="all queued")
                 figures["campaigns_per_s"] = count / (time.monotonic() - started)
+                if profiler is not None and profile:
+                    profiler.disable()
+                    profiler.dump_stats(profile)
             else:
+                sink_db = notifications_db
 
                 async def all_sent() -> bool:
-                    assert notifications_db is not None
-                    async with notifications_db.session() as session:
-                        sent = await session.scalar(
-                            select(func.count())
-                            .select_from(sent_table)
-                            .where(sent_table.status == "sent")
-                        )
-                    return (sent or 0) >= count
+                    return await sent_count(sink_db) >= count
 
-                await wait_until(all_sent, timeout=3600, interval=0.5, message="all sent")
+                await wait_until(all_queued, timeout=3600, interval=0.2, message="all queued")
+                figures["queued_s"] = time.monotonic() - started
+                try:
+                    await wait_until(all_sent, timeout=3600, interval=0.5, message="all sent")
+                except BaseException:
+                    print("notifications by status:", await status_counts(sink_db), flush=True)
+                    raise
                 figures["end_to_end_per_s"] = count / (time.monotonic() - started)
-        if notifications_db is not None:
-            await notifications_db.dispose()
     await db.dispose()
     return figures
 
@@ -257,7 +334,7 @@ async def main() -> int:
                 )
                 return 0
             port = free_port()
-            sink = await asyncio.create_subprocess_exec("smtp-sink", f"127.0.0.1:{port}", "1000")
+            sink = await asyncio.create_subprocess_exec(*smtp_sink_command(port))
             try:
                 await asyncio.sleep(0.5)
                 ceiling = await asyncio.to_thread(smtp_source_rate, port, count)
@@ -266,9 +343,11 @@ async def main() -> int:
                 server.start()
                 both = await run(count, tmp / "smtp", server.url, port)
             finally:
-                sink.terminate()
+                if sink.returncode is None:
+                    sink.terminate()
                 await sink.wait()
             print(f"smtp-source -> smtp-sink:             {ceiling:8.0f} messages/s")
+            print(f"  (same run: all in the bulk stream after {both['queued_s']:.1f} s)")
             print(
                 f"POST /send -> smtp-sink (accepted):   {both['end_to_end_per_s']:8.0f} messages/s"
             )

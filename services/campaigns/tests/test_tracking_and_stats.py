@@ -29,6 +29,8 @@ from crm_campaigns.testing import (
     settings_for,
     stream_events,
 )
+from crm_campaigns.tracking.links import CLICK, UNSUBSCRIBE, Links
+from crm_campaigns.tracking.links import Recipient as LinkRecipient
 from crm_kernel.auth import Role
 from crm_kernel.bus import Bus
 from crm_kernel.contracts.deals import DealCreated, DealWon
@@ -143,3 +145,21 @@ async def test_unique_and_total_opens_clicks_deals_and_roi(
     assert (facts[("clicked", True)], facts[("clicked", False)]) == (1, 1)
     assert facts[("bounced", True)] == 1 and facts[("complained", True)] == 1
     assert facts[("progress", None)] >= 1 and facts[("sent", None)] == 1  # campaign.sent
+
+
+def test_links_are_click_tracked_but_the_unsubscribe_link_is_not(tmp_dir: Path) -> None:
+    """Following the unsubscribe link must not count as a click (nor, through it, an open)."""
+    settings = settings_for("sqlite+aiosqlite://", "nats://127.0.0.1:1", tmp_dir)
+    links = Links(settings)
+    who = LinkRecipient(str(uuid.uuid4()), str(uuid.uuid4()))
+    unsubscribe = links.url(UNSUBSCRIBE, who)
+    body = (
+        '<html><body><a href="https://shop.example/a?x=1&amp;y=2">A</a>'
+        f'<a href="{unsubscribe}">Unsubscribe</a></body></html>'
+    )
+    tracked = links.track_html(body, who, clicks=True, opens=True)
+    (click,) = re.findall(r"/public/c/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)", tracked)
+    recipient, data = links.read(CLICK, click)
+    assert recipient == who and data == {"u": "https://shop.example/a?x=1&y=2"}
+    assert f'href="{unsubscribe}"' in tracked
+    assert tracked.count("/public/o/") == 1 and tracked.endswith("</body></html>")

@@ -92,14 +92,20 @@ class Sender:
         )
         if not self.db.is_sqlite:
             pending = pending.with_for_update(skip_locked=True)
-        await session.execute(
-            update(LedgerRow)
-            .where(LedgerRow.id.in_(pending.scalar_subquery()))
-            .values(status="queued", claim=claim, queued_at=moment)
-            .execution_options(synchronize_session=False)
-        )
+        claimed = (
+            await session.scalars(
+                update(LedgerRow)
+                .where(LedgerRow.id.in_(pending.scalar_subquery()))
+                .values(status="queued", claim=claim, queued_at=moment)
+                .returning(LedgerRow.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        if not claimed:
+            return []
+        # By primary key: `claim` has no index, and a scan per batch grows with the ledger.
         found = await session.scalars(
-            select(LedgerRow).where(LedgerRow.claim == claim).order_by(LedgerRow.id)
+            select(LedgerRow).where(LedgerRow.id.in_(claimed)).order_by(LedgerRow.id)
         )
         return list(found.all())
 

@@ -58,11 +58,15 @@ class Links:
         return Recipient(campaign_id, contact_id, str(channel)), data
 
     def track_html(self, body: str, who: Recipient, *, clicks: bool, opens: bool) -> str:
-        """Links through the click tracker, and a 1x1 open pixel before `</body>`."""
+        """Links through the click tracker (not our unsubscribe link), and a 1x1 open pixel
+        before `</body>`."""
         if clicks:
+            unsubscribe = f"{self.base}{GATEWAY_PATHS[UNSUBSCRIBE]}"
 
             def rewrite(match: re.Match[str]) -> str:
                 target = html.unescape(match.group(3))
+                if target.startswith(unsubscribe):
+                    return match.group(0)  # unsubscribing is not a click (nor an open)
                 tracked = html.escape(self.url(CLICK, who, u=target), quote=True)
                 return f"{match.group(1)}{match.group(2)}{tracked}{match.group(2)}"
 
