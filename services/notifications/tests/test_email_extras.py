@@ -18,7 +18,7 @@ from crm_kernel.contracts.notifications import SendEmail
 from crm_kernel.db import Database
 from crm_kernel.testing import free_port, serve_in_process, wait_until
 from crm_notifications.channels import dsn as reports
-from crm_notifications.channels.dkim import DkimSigner, relaxed_body
+from crm_notifications.channels.dkim import relaxed_body
 from crm_notifications.channels.messages import OutgoingEmail
 from crm_notifications.channels.smtp import SmtpMailer
 from crm_notifications.main import create_app
@@ -163,8 +163,7 @@ def test_relaxed_body_canonicalisation() -> None:
     assert relaxed_body(b"") == b""
 
 
-def test_ed25519_signature_verifies() -> None:
-    pytest.importorskip("nacl", reason="dkimpy verifies ed25519 only with PyNaCl")
+def ed25519_key() -> tuple[str, bytes]:
     key = ed25519.Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -172,17 +171,59 @@ def test_ed25519_signature_verifies() -> None:
     public = key.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
-    record = b"v=DKIM1; k=ed25519; p=" + base64.b64encode(public)
-    mailer = SmtpMailer(
-        "smtp://127.0.0.1:25",
-        "CRM <crm@shop.example>",
-        dkim=DkimSigner(selector="ed", domain="shop.example", key_pem=pem),
+    return pem, b"v=DKIM1; k=ed25519; p=" + base64.b64encode(public)
+
+
+async def test_ed25519_dkim_signature_of_a_sent_mail_verifies(
+    db_url: str, nats_url: str, tmp_dir: Path, bus: Bus, db: Database
+) -> None:
+    # dkimpy checks ed25519 with PyNaCl (a pinned dev dependency): no skip, a missing one fails.
+    pem, dns_record = ed25519_key()
+    inbox = RawInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings = settings_for(
+        db_url,
+        nats_url,
+        tmp_dir,
+        SMTP_URL=f"smtp://127.0.0.1:{port}",
+        CRM_MAIL_FROM="Shop <news@shop.example>",
+        DKIM_SELECTOR="ed1",
+        DKIM_DOMAIN="shop.example",
+        DKIM_PRIVATE_KEY=pem,
     )
-    raw, _ = mailer.render(
-        OutgoingEmail(key="k", to="a@example.org", subject="Hi", body_text="Hello")
-    )
-    assert raw.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;")
-    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
+    asked: list[bytes] = []
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        asked.append(name)
+        return dns_record
+
+    try:
+        async with serve_in_process(create_app(settings)):
+            await bus.publish(
+                SendEmail(
+                    key="ed:1",
+                    to="anna@example.org",
+                    subject="Заказ   отправлен",
+                    body_text="Здравствуйте!\n\nВаш заказ  в пути.   \n",  # noqa: RUF001
+                    body_html="<p>Здравствуйте!</p>",
+                    unsubscribe_url="https://crm.example.com/public/u/ed",
+                ).envelope()
+            )
+            await wait_until(lambda: stored(db, "ed:1", "sent"), message="sent")
+    finally:
+        controller.stop()
+    _, rcpt_tos, raw = inbox.messages[0]
+    assert rcpt_tos == ["anna@example.org"]
+    assert raw.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;")
+    assert b"d=shop.example; s=ed1;" in raw
+    assert dkim.verify(raw, dnsfunc=dns)
+    assert asked == [b"ed1._domainkey.shop.example."]
+    # Any change to a signed header or to the body breaks it.
+    assert not dkim.verify(raw.replace(b"anna@example.org", b"eve@example.org"), dnsfunc=dns)
+    assert not dkim.verify(raw.replace(b"crm.example.com", b"evil.example.com"), dnsfunc=dns)
+    assert not dkim.verify(raw + b"P.S. forged\r\n", dnsfunc=dns)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,15 @@ import aiohttp
 import httpx
 import orjson
 import pytest
+from sqlalchemy import select
 
 from crm_kernel.bus import Bus
 from crm_kernel.contracts.contacts import ContactCreated, TaskOverdue
 from crm_kernel.contracts.notifications import SendWebhook
+from crm_kernel.db import Database
 from crm_kernel.testing import issue_token, serve_in_process, wait_until
 from crm_notifications.main import create_app
+from crm_notifications.models import WebhookAttempt, WebhookDelivery
 from crm_notifications.testing import WebhookEndpoint, settings_for
 from crm_notifications.webhooks import signature
 from crm_notifications.webhooks.sender import Job, WebhookSender
@@ -208,3 +212,82 @@ async def test_delivery_to_an_internal_address_is_refused_at_send_time() -> None
     assert outcome.permanent and outcome.status_code is None
     assert outcome.error and outcome.error.startswith("refused")
     assert endpoint.calls == 0
+
+
+async def test_the_delivery_log_keeps_only_the_retention(
+    db_url: str, nats_url: str, tmp_dir: Path, db: Database
+) -> None:
+    """Finished deliveries last tried before the retention go, with their attempts; the rest stay."""
+    settings = settings_for(
+        db_url, nats_url, tmp_dir, CRM_WEBHOOKS_ALLOW_PRIVATE=True, CRM_WEBHOOK_LOG_RETENTION_DAYS=7
+    )
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(days=8)
+    async with WebhookEndpoint() as endpoint:
+        async with (
+            serve_in_process(create_app(settings)) as base_url,
+            admin_client(base_url) as api,
+        ):
+            hook = (
+                await api.post(
+                    "/webhooks", json={"url": endpoint.url, "event_types": ["crm.erp.*"]}
+                )
+            ).json()
+        # (event id, status, last tried), as an older log would have left them; the service
+        # prunes on its first turn after a start, then every 10 minutes.
+        rows = [
+            ("old-ok", "succeeded", long_ago),
+            ("old-failed", "failed", long_ago),
+            ("recent-ok", "succeeded", now - timedelta(days=6)),
+            # Due since long ago but never tried (e.g. the sender was down): sent, then kept.
+            ("old-pending", "pending", long_ago),
+        ]
+        async with db.transaction() as session:
+            for event_id, status, tried in rows:
+                delivery_id = str(uuid.uuid4())
+                session.add(
+                    WebhookDelivery(
+                        id=delivery_id,
+                        subscription_id=hook["id"],
+                        event_id=event_id,
+                        event_type="crm.erp.order_synced",
+                        body="{}",
+                        status=status,
+                        attempts=0 if status == "pending" else 1,
+                        next_attempt_at=tried,
+                        created_at=tried,
+                    )
+                )
+                if status != "pending":
+                    session.add(
+                        WebhookAttempt(
+                            id=str(uuid.uuid4()),
+                            delivery_id=delivery_id,
+                            at=tried,
+                            status_code=200 if status == "succeeded" else 500,
+                            duration_ms=5,
+                        )
+                    )
+
+        async with (
+            serve_in_process(create_app(settings)) as base_url,
+            admin_client(base_url) as api,
+        ):
+
+            async def log() -> dict[str, str]:
+                items = (await api.get(f"/webhooks/{hook['id']}/deliveries")).json()["items"]
+                return {d["event_id"]: d["status"] for d in items}
+
+            await wait_until(
+                lambda: _equal(log(), {"recent-ok": "succeeded", "old-pending": "succeeded"}),
+                timeout=20,
+                message="the old finished deliveries pruned",
+            )
+    assert len(endpoint.received) == 1
+    async with db.session() as session:
+        codes = (await session.execute(select(WebhookAttempt.status_code))).scalars().all()
+    assert sorted(codes, key=lambda code: code or 0) == [200, 204]  # recent-ok's, old-pending's
+
+
+async def _equal(actual: Awaitable[Any], expected: Any) -> bool:
+    return bool(await actual == expected)

@@ -64,6 +64,9 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             max_attempts=settings.webhook_max_attempts,
             base_delay=settings.webhook_retry_base_seconds,
             timeout=settings.webhook_timeout_seconds,
+            retention=timedelta(days=settings.webhook_log_retention_days)
+            if settings.webhook_log_retention_days
+            else None,
         )
         runtime.spawn(sender.run(), "webhook-sender")
 

@@ -31,6 +31,8 @@ class NotificationsSettings(ServiceSettings):
     # How long a claimed message may stay `sending` before it counts as lost with its
     # worker; longer than any provider call (SMTP timeout 30 s) so a slow send is not repeated.
     lease_seconds: float = Field(default=120.0, alias="CRM_NOTIFY_LEASE_SECONDS")
+    # SMTP connections kept open per provider (per process), shared by both pools.
+    smtp_pool_size: int = Field(default=20, ge=1, alias="CRM_SMTP_POOL_SIZE")
     # Messages a second per provider (per process); 0: no cap.
     smtp_rate_per_second: float = Field(default=0.0, alias="CRM_SMTP_RATE_PER_SECOND")
     sms_rate_per_second: float = Field(default=0.0, alias="CRM_SMS_RATE_PER_SECOND")
@@ -53,6 +55,11 @@ class NotificationsSettings(ServiceSettings):
     webhook_retry_base_seconds: float = Field(default=10.0, alias="CRM_WEBHOOK_RETRY_BASE_SECONDS")
     webhook_timeout_seconds: float = Field(default=10.0, alias="CRM_WEBHOOK_TIMEOUT_SECONDS")
     webhook_concurrency: int = Field(default=10, alias="CRM_WEBHOOK_CONCURRENCY")
+    # Finished webhook deliveries (and their attempts) last tried longer ago are deleted;
+    # 0: the delivery log is kept forever.
+    webhook_log_retention_days: float = Field(
+        default=30.0, ge=0, alias="CRM_WEBHOOK_LOG_RETENTION_DAYS"
+    )
 
     # Default SMS quiet hours in the recipient's local time, "21:00-09:00"; empty: none.
     # A contact's own preference wins; "transactional" and "critical" SMS are never held.

@@ -43,6 +43,13 @@ def encode_header(value: str) -> str:
     return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words)
 
 
+def _base64_lines(data: bytes) -> bytes:
+    """Base64 in 76-character CRLF lines: one C call and slices (`encodebytes` loops in Python)."""
+    encoded = base64.b64encode(data)
+    lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
+    return b"\r\n".join(lines) + b"\r\n" if lines else b""
+
+
 def _part(subtype: str, text: str) -> bytes:
     """A text part: 7bit when plain short-lined ASCII, else base64 of the UTF-8."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -50,8 +57,11 @@ def _part(subtype: str, text: str) -> bytes:
     if text.isascii() and all(len(line) <= 998 for line in lines):
         body = "\r\n".join(lines).encode()
         return head + b"Content-Transfer-Encoding: 7bit\r\n\r\n" + body + b"\r\n"
-    data = base64.encodebytes("\r\n".join(lines).encode()).replace(b"\n", b"\r\n")
-    return head + b"Content-Transfer-Encoding: base64\r\n\r\n" + data
+    return (
+        head
+        + b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + _base64_lines("\r\n".join(lines).encode())
+    )
 
 
 class MimeRenderer:

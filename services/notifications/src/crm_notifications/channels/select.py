@@ -42,7 +42,13 @@ def mailer(settings: NotificationsSettings) -> Mailer:
         return FileMailSink(settings.data_dir / "mail", settings.mail_from)
     dkim = dkim_signer(settings)
     smtp = [
-        SmtpMailer(url, settings.mail_from, bounce_domain=settings.bounce_domain, dkim=dkim)
+        SmtpMailer(
+            url,
+            settings.mail_from,
+            bounce_domain=settings.bounce_domain,
+            dkim=dkim,
+            pool_size=settings.smtp_pool_size,
+        )
         for url in urls
     ]
     arranged: Mailer = _arranged(smtp, settings.smtp_rate_per_second)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from email.utils import parseaddr
 from urllib.parse import unquote, urlsplit
 
@@ -14,12 +15,19 @@ from crm_notifications.channels.errors import PermanentError, TransientError
 from crm_notifications.channels.messages import OutgoingEmail
 from crm_notifications.channels.mime import MimeRenderer
 
+# A bare ASCII address, safe to put in MAIL FROM / RCPT TO as is; anything else
+# (a display name, SMTPUTF8) goes through aiosmtplib's own address parsing.
+_PLAIN_ADDRESS = re.compile(r"[!#-'*+\-/-9=?A-Z^-~.]+@[A-Za-z0-9.\-]+")
+
 
 class SmtpMailer:
     """`smtp://[user:pass@]host:port` (STARTTLS when offered) or `smtps://` (TLS from the start).
 
     Connections are opened on demand, kept and reused (up to `pool_size` at
     once); one that failed is dropped and a new one opened for the next message.
+    A message to a plain address is one MAIL, RCPT and DATA through aiosmtplib's
+    command layer, without its per-message address parsing (a third of the CPU
+    of a send).
     With a `bounce_domain`, the envelope sender is `bounce+<notification id>@<domain>`
     (VERP), so a bounce names the message it is about. With `dkim`, every message
     is signed.
@@ -31,7 +39,7 @@ class SmtpMailer:
         sender: str,
         *,
         timeout: float = 30.0,
-        pool_size: int = 8,
+        pool_size: int = 20,
         bounce_domain: str = "",
         dkim: DkimSigner | None = None,
     ):
@@ -86,7 +94,7 @@ class SmtpMailer:
             client = None
             try:
                 client = await self._connection()
-                await client.sendmail(self.return_path(mail), [mail.to], data)
+                await self._transaction(client, self.return_path(mail), mail.to, data)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 self._keep(client)
                 codes = [r.code for r in exc.recipients]
@@ -107,6 +115,23 @@ class SmtpMailer:
                 raise TransientError(f"{type(exc).__name__}: {exc}") from exc
             self._keep(client)
         return message_id
+
+    async def _transaction(
+        self, client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes
+    ) -> None:
+        if not (_PLAIN_ADDRESS.fullmatch(sender) and _PLAIN_ADDRESS.fullmatch(recipient)):
+            await client.sendmail(sender, [recipient], data)
+            return
+        reply = await client.execute_command(b"MAIL", b"FROM:<" + sender.encode() + b">")
+        if reply.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
+        reply = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode() + b">")
+        if reply.code not in (250, 251):
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.rset()  # the connection stays usable for the next message
+            refused = aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
+            raise aiosmtplib.SMTPRecipientsRefused([refused])
+        await client.data(data)
 
     def _keep(self, client: aiosmtplib.SMTP | None) -> None:
         if client is not None and client.is_connected:

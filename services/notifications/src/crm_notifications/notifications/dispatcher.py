@@ -30,8 +30,10 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, select, true, update
+from sqlalchemy import ColumnElement, Table, Update, bindparam, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.contracts.notifications import (
@@ -61,6 +63,38 @@ EVENTS: dict[str, type[DeliveryChanged]] = {
     "failed": DeliveryFailed,
     "suppressed": DeliverySuppressed,
 }
+
+# The hot path uses Core statements on these tables: no ORM object per message.
+NOTIFICATIONS = cast(Table, Notification.__table__)
+ATTEMPTS = cast(Table, Attempt.__table__)
+_N = NOTIFICATIONS.c
+# What a claim reads (everything a send needs, nothing more).
+_CLAIM_COLUMNS = (
+    _N.id,
+    _N.key,
+    _N.channel,
+    _N.recipient,
+    _N.subject,
+    _N.body_text,
+    _N.body_html,
+    _N.unsubscribe_url,
+    _N.attempts,
+    _N.category,
+    _N.contact_id,
+)
+# What a delivery event says about the notification (no bodies).
+_EVENT_COLUMNS = (
+    _N.id,
+    _N.key,
+    _N.channel,
+    _N.recipient,
+    _N.status,
+    _N.attempts,
+    _N.source_type,
+    _N.source_id,
+    _N.contact_id,
+)
+_INSERT_ATTEMPT = insert(ATTEMPTS)
 
 
 @dataclass(frozen=True)
@@ -158,25 +192,82 @@ class Dispatcher:
         self.lease = lease
         self.poll_interval = poll_interval
         self.recorder = GroupCommit(self._write)
+        # Expired leases are looked for a few times per lease, not at every turn.
+        self.sweep_interval = min(5.0, lease.total_seconds() / 4)
+        self._sweep_at = 0.0
+        # Claimed messages not yet at the provider: the next batch is claimed only at 0, so
+        # no claimed message waits behind more than the calls in flight (its lease runs).
+        self._unstarted = 0
+        self._all_started = asyncio.Event()
 
     async def run(self) -> None:
-        """Dispatch until cancelled; errors back off and retry."""
-        while True:
-            try:
-                await self.sweep()
-                if await self.dispatch_once() == 0:
-                    await asyncio.sleep(self.poll_interval)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("dispatcher %s failed; retrying", self.category)
-                await asyncio.sleep(1)
+        """Dispatch until cancelled; errors back off and retry.
+
+        The next batch is claimed and screened while the last messages of the
+        previous one are still at the provider (at most two batches at once), so
+        the provider connections do not idle between batches.
+        """
+        sending: set[asyncio.Future[int]] = set()
+        try:
+            while True:
+                try:
+                    await self._sweep_when_due()
+                    room = len(sending) < 2 and self._unstarted <= 0
+                    if room and (claimed := await self.claim()):
+                        self._unstarted += len(claimed)
+                        self._all_started.clear()
+                        sending.add(asyncio.ensure_future(self.dispatch(claimed)))
+                        continue
+                    if not sending:
+                        await asyncio.sleep(self.poll_interval)
+                        continue
+                    # Until a batch ends, the last claimed message starts, or the next poll.
+                    started = asyncio.ensure_future(self._all_started.wait())
+                    waiters: set[asyncio.Future[Any]] = {*sending, started}
+                    await asyncio.wait(
+                        waiters,
+                        timeout=self.poll_interval,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    started.cancel()
+                    done = {task for task in sending if task.done()}
+                    sending -= done
+                    # A failed batch is logged below; its messages wait for their leases to expire.
+                    failures = [exc for task in done if (exc := task.exception()) is not None]
+                    if failures:
+                        raise failures[0]
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("dispatcher %s failed; retrying", self.category)
+                    await asyncio.sleep(1)
+        finally:
+            for task in sending:
+                task.cancel()
+
+    async def _sweep_when_due(self) -> None:
+        if asyncio.get_running_loop().time() >= self._sweep_at:
+            await self.sweep()
+            self._sweep_at = asyncio.get_running_loop().time() + self.sweep_interval
 
     async def dispatch_once(self) -> int:
+        """Claim one batch and send it; how many were claimed."""
         claimed = await self.claim()
-        if not claimed:
-            return 0
-        screened = await self.screen(claimed)
+        self._unstarted += len(claimed)
+        return await self.dispatch(claimed) if claimed else 0
+
+    async def dispatch(self, claimed: list[Claimed]) -> int:
+        """Screen and send claimed notifications (counted in `_unstarted` by the caller).
+
+        Each outcome is recorded before this returns.
+        """
+        try:
+            screened = await self.screen(claimed)
+        except BaseException:
+            self._unstarted -= len(claimed)  # none will start; their leases expire
+            if self._unstarted <= 0:
+                self._all_started.set()
+            raise
         results = await asyncio.gather(
             *(self._deliver_bounded(n, screened.get(n.id)) for n in claimed),
             return_exceptions=True,
@@ -191,46 +282,36 @@ class Dispatcher:
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
             rows = (
-                (
-                    await session.execute(
-                        select(Notification)
-                        .where(
-                            Notification.status == "queued",
-                            self._in_pool(),
-                            Notification.next_attempt_at <= now,
-                        )
-                        .order_by(Notification.next_attempt_at)
-                        .limit(self.batch_size)
-                        .with_for_update(skip_locked=True)
+                await session.execute(
+                    select(*_CLAIM_COLUMNS)
+                    .where(
+                        _N.status == "queued",
+                        self._in_pool(),
+                        _N.next_attempt_at <= now,
                     )
+                    .order_by(_N.next_attempt_at)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
                 )
-                .scalars()
-                .all()
+            ).all()
+            if not rows:
+                return []
+            await session.execute(
+                update(NOTIFICATIONS)
+                .where(_N.id.in_([r.id for r in rows]))
+                .values(
+                    status="sending",
+                    lease_until=now + self.lease,
+                    updated_at=now,
+                    attempts=_N.attempts + 1,
+                )
             )
-            for row in rows:
-                row.status, row.lease_until, row.updated_at = "sending", now + self.lease, now
-                row.attempts += 1
-            return [
-                Claimed(
-                    r.id,
-                    r.key,
-                    r.channel,
-                    r.recipient,
-                    r.subject,
-                    r.body_text,
-                    r.body_html,
-                    r.unsubscribe_url,
-                    r.attempts,
-                    r.category,
-                    r.contact_id,
-                )
-                for r in rows
-            ]
+        return [Claimed(*row[:8], row.attempts + 1, *row[9:]) for row in rows]
 
     def _in_pool(self) -> ColumnElement[bool]:
         if self.category == "bulk":
-            return Notification.category == "bulk"
-        return Notification.category != "bulk"
+            return _N.category == "bulk"
+        return _N.category != "bulk"
 
     async def screen(self, claimed: list[Claimed]) -> dict[str, Outcome]:
         """What happens instead of sending, for the messages that must not go out now."""
@@ -312,11 +393,18 @@ class Dispatcher:
 
     async def _deliver_bounded(self, claimed: Claimed, screened: Outcome | None) -> None:
         if screened is not None:
+            self._started()
             await self.recorder.submit(screened)
             return
         async with self.slots:
+            self._started()
             outcome = await self.attempt(claimed)
         await self.recorder.submit(outcome)
+
+    def _started(self) -> None:
+        self._unstarted -= 1
+        if self._unstarted <= 0:
+            self._all_started.set()
 
     async def attempt(self, n: Claimed) -> Outcome:
         """One provider call, and what it means for the notification."""
@@ -357,68 +445,115 @@ class Dispatcher:
         )
 
     async def _write(self, outcomes: list[Outcome]) -> None:
-        """Outcomes, their attempt rows and (for final states) delivery events, in one transaction."""
+        """Outcomes, their attempt rows and (for final states) delivery events, in one transaction.
+
+        Core statements, one executemany per kind of change: a commit of a few
+        hundred outcomes costs a handful of round trips, not one per message.
+        """
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
             ids = [o.n.id for o in outcomes]
             rows = {
                 row.id: row
-                for row in (
-                    await session.execute(select(Notification).where(Notification.id.in_(ids)))
-                ).scalars()
+                for row in await session.execute(select(*_EVENT_COLUMNS).where(_N.id.in_(ids)))
             }
+            changes: dict[tuple[tuple[str, ...], bool], list[dict[str, Any]]] = defaultdict(list)
+            attempts: list[dict[str, Any]] = []
             events: list[tuple[IntegrationEvent, str | None]] = []
-            for outcome in outcomes:
-                row = rows.get(outcome.n.id)
+            for o in outcomes:
+                row = rows.get(o.n.id)
                 if row is None or row.status != "sending":
                     continue  # the sweeper re-queued it meanwhile; its next attempt will record
-                event = await _apply(session, row, outcome, now)
-                if event is not None:
-                    events.append((event, row.id))
+                values = _changes(o, now)
+                deferred = o.status == "deferred"
+                changes[(tuple(values), deferred)].append(
+                    {"v_id": o.n.id} | {f"v_{k}": v for k, v in values.items()}
+                )
+                if not deferred or o.error:  # quiet hours are worth a line; domain pacing not
+                    outcome = "retry" if o.status == "queued" else o.status
+                    attempts.append(_attempt_row(o.n.id, now, outcome, o.error))
+                if o.suppress:
+                    await session.merge(
+                        Suppression(
+                            channel=o.n.channel,
+                            address=o.n.address,
+                            reason=o.suppress,
+                            created_at=now,
+                        )
+                    )
+                if o.status in EVENTS:
+                    facts = Facts(**{**row._mapping, "status": o.status})
+                    events.append(
+                        (delivery_event(EVENTS[o.status], facts, at=now, error=o.error), o.n.id)
+                    )
+            for (columns, deferred), params in changes.items():
+                await session.execute(_update(columns, deferred), params)
+            if attempts:
+                await session.execute(_INSERT_ATTEMPT, attempts)
             await add_events(session, events)
 
 
-async def _apply(
-    session: AsyncSession, row: Notification, o: Outcome, now: datetime
-) -> DeliveryChanged | None:
-    """Apply one outcome to its row; the delivery event to publish, if any."""
-    if o.status == "deferred" and o.defer_until is not None:
-        row.status, row.updated_at, row.lease_until = "queued", now, None
-        row.attempts -= 1  # waiting for the morning is not a failed try
-        row.next_attempt_at = o.defer_until
-        if o.error:  # quiet hours are worth a line in the log; domain pacing is not
-            session.add(
-                Attempt(
-                    id=str(new_id()),
-                    notification_id=row.id,
-                    at=now,
-                    outcome="deferred",
-                    detail=o.error,
-                )
-            )
-        return None
-    row.status, row.updated_at, row.lease_until = o.status, now, None
-    row.last_error = o.error
+@dataclass(frozen=True)
+class Facts:
+    """What a delivery event tells about a notification (see `delivery_event`)."""
+
+    id: str
+    key: str
+    channel: str
+    recipient: str
+    status: str
+    attempts: int
+    source_type: str | None
+    source_id: str | None
+    contact_id: str | None
+
+
+def _changes(o: Outcome, now: datetime) -> dict[str, Any]:
+    """The columns an outcome changes on its notification."""
+    if o.status == "deferred":
+        # Back to queued until then; waiting for the morning is not a failed try.
+        return {
+            "status": "queued",
+            "updated_at": now,
+            "lease_until": None,
+            "next_attempt_at": o.defer_until,
+        }
+    values: dict[str, Any] = {
+        "status": o.status,
+        "updated_at": now,
+        "lease_until": None,
+        "last_error": o.error,
+    }
     if o.provider_id:
-        row.provider_id, row.sent_at = o.provider_id, now
+        values |= {"provider_id": o.provider_id, "sent_at": now}
     if o.status == "queued":
-        row.next_attempt_at = now + timedelta(seconds=o.retry_in)
-    session.add(
-        Attempt(
-            id=str(new_id()),
-            notification_id=row.id,
-            at=now,
-            outcome="retry" if o.status == "queued" else o.status,
-            detail=o.error,
-        )
+        values["next_attempt_at"] = now + timedelta(seconds=o.retry_in)
+    return values
+
+
+@lru_cache(maxsize=32)
+def _update(columns: tuple[str, ...], undo_attempt: bool) -> Update:
+    """UPDATE of `columns` by id, for executemany; only a row still `sending` is ours to record."""
+    values: dict[str, Any] = {c: bindparam(f"v_{c}") for c in columns}
+    if undo_attempt:
+        values["attempts"] = _N.attempts - 1
+    return (
+        update(NOTIFICATIONS)
+        .where(_N.id == bindparam("v_id"), _N.status == "sending")
+        .values(values)
     )
-    if o.suppress:
-        await session.merge(
-            Suppression(channel=row.channel, address=o.n.address, reason=o.suppress, created_at=now)
-        )
-    if o.status in EVENTS:
-        return delivery_event(EVENTS[o.status], row, at=now, error=o.error)
-    return None
+
+
+def _attempt_row(
+    notification_id: str, at: datetime, outcome: str, detail: str | None
+) -> dict[str, Any]:
+    return {
+        "id": str(new_id()),
+        "notification_id": notification_id,
+        "at": at,
+        "outcome": outcome,
+        "detail": detail,
+    }
 
 
 async def _suppressions(

@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from crm_kernel.contracts.notifications import DeliveryChanged
-from crm_notifications.models import Notification
+
+
+class NotificationFacts(Protocol):
+    """A notification row, or the few columns of it an event needs."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def recipient(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def source_type(self) -> str | None: ...
+    @property
+    def source_id(self) -> str | None: ...
+    @property
+    def contact_id(self) -> str | None: ...
 
 
 def delivery_event(
     schema: type[DeliveryChanged],
-    row: Notification,
+    row: NotificationFacts,
     *,
     at: datetime,
     error: str | None = None,

@@ -4,6 +4,11 @@ Like the e-mail dispatcher: claim due rows under a lease in a short
 transaction, POST outside any transaction, record the outcome with its
 attempt row. A crashed sender's leased rows go back to pending (the receiver
 de-duplicates by `X-CRM-Event-Id`).
+
+The same loop prunes the delivery log: finished deliveries (succeeded or
+failed) whose last try is older than the retention go, with their attempts,
+a bounded batch per turn (one turn after another while there is a backlog,
+else every `prune_interval` seconds).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from crm_kernel.db import Database
 from crm_kernel.ids import new_id
@@ -27,6 +32,7 @@ from crm_notifications.webhooks.targets import GuardedResolver, TargetRefused, c
 log = logging.getLogger(__name__)
 
 MAX_DELAY = 3600.0
+FINISHED = ("succeeded", "failed")
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,9 @@ class WebhookSender:
         lease: timedelta = timedelta(minutes=2),
         poll_interval: float = 0.2,
         batch_size: int = 100,
+        retention: timedelta | None = None,
+        prune_batch: int = 500,
+        prune_interval: float = 600.0,
     ):
         self.db = db
         self.allow_private = allow_private
@@ -74,6 +83,11 @@ class WebhookSender:
         self.lease = lease
         self.poll_interval = poll_interval
         self.batch_size = batch_size
+        # None: keep the delivery log forever.
+        self.retention = retention
+        self.prune_batch = prune_batch
+        self.prune_interval = prune_interval
+        self._prune_at = 0.0
 
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -85,6 +99,7 @@ class WebhookSender:
             while True:
                 try:
                     await self.sweep()
+                    await self._prune_when_due()
                     jobs = await self.claim()
                     await asyncio.gather(*(self.deliver(http, job) for job in jobs))
                     if not jobs:
@@ -103,6 +118,40 @@ class WebhookSender:
                 .where(WebhookDelivery.status == "sending", WebhookDelivery.lease_until < now)
                 .values(status="pending", next_attempt_at=now, lease_until=None)
             )
+
+    async def _prune_when_due(self) -> None:
+        if self.retention is None or time.monotonic() < self._prune_at:
+            return
+        pruned = await self.prune()
+        backlog = pruned >= self.prune_batch
+        self._prune_at = time.monotonic() + (0.0 if backlog else self.prune_interval)
+
+    async def prune(self) -> int:
+        """Delete one batch of finished deliveries last tried before the retention; how many."""
+        assert self.retention is not None
+        cutoff = datetime.now(UTC) - self.retention
+        async with self.db.transaction() as session:
+            # `next_attempt_at` of a finished delivery is when it was last tried (set at claim);
+            # the (status, next_attempt_at) index finds them.
+            ids = list(
+                (
+                    await session.execute(
+                        select(WebhookDelivery.id)
+                        .where(
+                            WebhookDelivery.status.in_(FINISHED),
+                            WebhookDelivery.next_attempt_at < cutoff,
+                        )
+                        .limit(self.prune_batch)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalars()
+            )
+            if ids:
+                await session.execute(
+                    delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids))
+                )
+                await session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+        return len(ids)
 
     async def claim(self) -> list[Job]:
         now = datetime.now(UTC)
@@ -125,6 +174,7 @@ class WebhookSender:
             )
             for row in rows:
                 row.status, row.lease_until = "sending", now + self.lease
+                row.next_attempt_at = now  # the time of the last try, which pruning goes by
                 row.attempts += 1
             return [
                 Job(r.id, r.subscription_id, r.event_id, r.event_type, r.body, r.attempts)
