@@ -370,6 +370,20 @@ class BulkReadSuspected(IntegrationEvent):
     at: str
 
 
+class ImportFinished(IntegrationEvent):
+    """A CSV import job ran to its end (subject: the job). Rows that failed are `error_count`."""
+
+    type = "crm.contacts.import.finished"
+    job_id: str
+    actor_id: str
+    total: int
+    created: int
+    updated: int
+    skipped: int
+    error_count: int
+    finished_at: str
+
+
 class CreateTask(IntegrationEvent):
     """Command: create a task (pipeline automation); `key` makes a repeat a no-op."""
 
@@ -418,5 +432,6 @@ CONTRACTS = (
     SegmentDeleted,
     SegmentMembersChanged,
     BulkReadSuspected,
+    ImportFinished,
     CreateTask,
 )

@@ -24,14 +24,14 @@ from crm_contacts import access
 from crm_contacts.audit.models import AuditEntry
 from crm_contacts.common import publish_state, utcnow
 from crm_contacts.companies.models import Company
-from crm_contacts.contacts.models import Contact
+from crm_contacts.contacts.models import ConsentEntry, Contact
 from crm_contacts.contacts.schemas import ContactCreate, ContactRead
 from crm_contacts.contacts.service import to_read
 from crm_contacts.custom_fields.service import field_kinds, validate_custom
 from crm_contacts.imports.csvfile import Row
 from crm_contacts.phones import to_e164
 from crm_kernel.auth import Principal
-from crm_kernel.contracts.contacts import ContactCreated, ContactUpdated
+from crm_kernel.contracts.contacts import ConsentChanged, ContactCreated, ContactUpdated
 from crm_kernel.db import casefold
 from crm_kernel.directory import owner_filter
 from crm_kernel.ids import new_id
@@ -40,7 +40,10 @@ from crm_kernel.problems import DomainError, Unprocessable
 from crm_kernel.tables import directory_users as users
 
 PLAIN = ("first_name", "last_name", "email", "phone", "position", "tags", "lifecycle_stage")
-FIELDS = frozenset({*PLAIN, "company", "owner_email"})
+# Marketing consent per channel: a yes/no cell, recorded in the ledger with source "import".
+CONSENT = {"consent_email": "email", "consent_sms": "sms"}
+CONSENT_SOURCE = "import"
+FIELDS = frozenset({*PLAIN, *CONSENT, "company", "owner_email"})
 POLICIES = ("skip", "update", "create")
 _TAG_SEPARATORS = re.compile(r"[,;|]")
 _TRUE = frozenset({"true", "yes", "1", "да", "y"})
@@ -118,18 +121,24 @@ class Candidate:
 
 
 @dataclass
-class Importer:
-    """One job's rules: who imports, the columns, what to do with a duplicate."""
+class Validated:
+    """A batch after the per-row checks: the good rows and the bad rows' errors so far."""
 
-    principal: Principal
+    candidates: list[Candidate]
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class RowChecker:
+    """A row's own checks (pure Python, no database): the bulk of a batch's CPU."""
+
     header: list[str]
     mapping: dict[str, str]
-    policy: str
     phone_region: str
-    sqlite: bool
-    # E-mails and phones this job has already taken (and the contact they went to).
-    seen: dict[str, str] = field(default_factory=dict)
-    _assignable: dict[str, bool] = field(default_factory=dict)
+
+    def __call__(self, rows: Sequence[Row]) -> Validated:
+        outcome = Outcome()
+        return Validated(self._candidates(rows, outcome), outcome)
 
     def _candidates(self, rows: Sequence[Row], outcome: Outcome) -> list[Candidate]:
         return [c for line, cells in rows if (c := self._candidate(line, cells, outcome))]
@@ -174,8 +183,30 @@ class Importer:
             "lifecycle_stage": valid.lifecycle_stage.value if valid.lifecycle_stage else None,
         }
         values = {k: v for k, v in values.items() if k in data or k in ("email", "phone")}
+        for column in CONSENT:
+            if column in raw:
+                try:
+                    values[column] = _boolean(raw[column])
+                except ValueError as exc:
+                    outcome.fail(line, column, str(exc))
+                    return None
         custom = {k.removeprefix("custom."): v for k, v in raw.items() if k.startswith("custom.")}
         return Candidate(line, values, raw.get("company"), raw.get("owner_email"), custom)
+
+
+@dataclass
+class Importer:
+    """One job's rules: who imports, the columns, what to do with a duplicate."""
+
+    principal: Principal
+    header: list[str]
+    mapping: dict[str, str]
+    policy: str
+    phone_region: str
+    sqlite: bool
+    # E-mails and phones this job has already taken (and the contact they went to).
+    seen: dict[str, str] = field(default_factory=dict)
+    _assignable: dict[str, bool] = field(default_factory=dict)
 
     async def _companies(self, session: AsyncSession, names: set[str]) -> dict[str, str]:
         """Lower-cased name or domain -> a live company the caller sees (the oldest)."""
@@ -261,12 +292,23 @@ class Importer:
                 outcome.fail(candidate.line, str(error.get("field")), str(error.get("message")))
             return None
 
+    @property
+    def checker(self) -> RowChecker:
+        return RowChecker(self.header, self.mapping, self.phone_region)
+
+    def validate(self, rows: Sequence[Row]) -> Validated:
+        """The rows' own checks (see RowChecker)."""
+        return self.checker(rows)
+
     async def run(self, session: AsyncSession, rows: Sequence[Row], *, write: bool) -> Outcome:
         """Validate a batch of rows and, if `write`, apply the good ones in `session`."""
-        outcome = Outcome()
-        # Pure Python and the bulk of a batch's CPU: in a thread, so the event loop (the
-        # outbox relay, HTTP requests) gets a turn at every GIL switch meanwhile.
-        candidates = await asyncio.to_thread(self._candidates, rows, outcome)
+        # In a thread, so the event loop (the outbox relay, HTTP requests) gets a turn
+        # at every GIL switch meanwhile.
+        return await self.apply(session, await asyncio.to_thread(self.validate, rows), write=write)
+
+    async def apply(self, session: AsyncSession, validated: Validated, *, write: bool) -> Outcome:
+        """Look-ups and duplicates for validated rows and, if `write`, the writes in `session`."""
+        candidates, outcome = validated.candidates, validated.outcome
         companies = await self._companies(
             session, {c.company.lower() for c in candidates if c.company}
         )
@@ -338,8 +380,8 @@ class Importer:
                     "owner_id": owner_id,
                     "tags": values.get("tags", []),
                     "lifecycle_stage": values.get("lifecycle_stage"),
-                    "consent_email": False,
-                    "consent_sms": False,
+                    "consent_email": values.get("consent_email", False),
+                    "consent_sms": values.get("consent_sms", False),
                     "custom": values.get("custom", {}),
                     "version": 1,
                     "created_at": now,
@@ -374,6 +416,11 @@ class Importer:
     ) -> None:
         """The columns the file gives, set on the existing contact (owners change by reassign)."""
         before = to_read(contact)
+        changed = [
+            (channel, values[column])
+            for column, channel in CONSENT.items()
+            if column in values and values[column] != getattr(contact, column)
+        ]
         for name, value in values.items():
             if name == "custom":
                 value = {**contact.custom, **value}
@@ -382,6 +429,9 @@ class Importer:
         contact.updated_at = utcnow()
         await session.flush()
         read = to_read(contact)
+        await self._record_consent(
+            session, [(contact.id, read.email, read.phone, ch, granted) for ch, granted in changed]
+        )
         await session.execute(
             insert(AuditEntry),
             [
@@ -414,6 +464,52 @@ class Importer:
             events.append((ContactCreated.model_validate(after), row["id"]))
         await session.execute(insert(AuditEntry), audits)
         await add_events(session, events, actor=self.principal.user_id)
+        await self._record_consent(
+            session,
+            [
+                (row["id"], row["email"], row["phone"], channel, True)
+                for row in rows
+                for column, channel in CONSENT.items()
+                if row[column]
+            ],
+        )
+
+    async def _record_consent(
+        self, session: AsyncSession, changes: list[tuple[str, str | None, str | None, str, bool]]
+    ) -> None:
+        """Ledger entries (source "import", the importer as actor) and `consent.changed` events.
+
+        As the API does: a new contact's granted channels, an existing one's real changes.
+        """
+        if not changes:
+            return
+        at = utcnow()
+        actor = self.principal.user_id
+        entries, events = [], []
+        for contact_id, email, phone, channel, granted in changes:
+            entry = {
+                "id": str(new_id()),
+                "contact_id": contact_id,
+                "channel": channel,
+                "granted": granted,
+                "source": CONSENT_SOURCE,
+                "actor_id": actor,
+                "at": at,
+            }
+            entries.append(entry)
+            event = ConsentChanged(
+                contact_id=contact_id,
+                channel=channel,
+                granted=granted,
+                source=CONSENT_SOURCE,
+                actor_id=actor,
+                changed_at=at.isoformat(),
+                email=email,
+                phone=phone,
+            )
+            events.append((event, contact_id))
+        await session.execute(insert(ConsentEntry), entries)
+        await add_events(session, events, actor=actor)
 
 
 def _audit_row(
@@ -453,10 +549,15 @@ def _typed(text: str, kind: str | None) -> Any:
             raise ValueError("must be a number") from exc
         return int(number) if number == number.to_integral_value() else float(number)
     if kind == "bool":
-        lowered = text.lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise ValueError("must be true or false")
+        return _boolean(text)
     return text
+
+
+def _boolean(text: str) -> bool:
+    """true/false, yes/no, да/нет, 1/0 (any case)."""
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("must be true or false")
