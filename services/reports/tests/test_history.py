@@ -283,6 +283,114 @@ def _figures(m: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def funnel_by_definition(
+    stays: list[Any], deals: dict[str, Any], stages: dict[str, Any], start: Any, end: Any
+) -> dict[str, tuple[Any, ...]]:
+    """The funnel of a period straight from its definition over every stay (no prepared data).
+
+    Per stage, distinct deals with a stay entered in the period: entered, with a finished
+    one (moved on), won, with a later stay in a non-lost stage further on; the finished
+    stays' average and median days.
+    """
+    here = [
+        s
+        for s in stays
+        if (start is None or s.entered_at >= start) and (end is None or s.entered_at < end)
+    ]
+
+    def onward(stay: Any) -> bool:
+        position = stages[stay.stage_id].position
+        return any(
+            later.deal_id == stay.deal_id
+            and later.entered_at > stay.entered_at
+            and stages[later.stage_id].kind != "lost"
+            and stages[later.stage_id].position > position
+            for later in stays
+        )
+
+    result = {}
+    for stage in stages:
+        mine = [s for s in here if s.stage_id == stage]
+        entered = {s.deal_id for s in mine}
+        lengths = sorted(
+            (s.left_at - s.entered_at).total_seconds() / 86400 for s in mine if s.left_at
+        )
+        middle = [lengths[(len(lengths) - 1) // 2], lengths[len(lengths) // 2]] if lengths else []
+        result[stage] = (
+            len(entered),
+            len({s.deal_id for s in mine if s.left_at}),
+            len({d for d in entered if deals[d].status == "won"}),
+            round(len({s.deal_id for s in mine if onward(s)}) / len(entered), 4)
+            if entered
+            else None,
+            round(sum(lengths) / len(lengths), 3) if lengths else None,
+            round(sum(middle) / 2, 3) if middle else None,
+        )
+    return result
+
+
+async def test_a_periods_funnel_counts_each_deal_once_at_any_boundary(
+    reports: httpx.AsyncClient, bus: Bus, db_url: str
+) -> None:
+    """The period's funnel comes from day aggregates and the partial days at its edges: it
+    equals the definition over every stay for periods in several time zones, including
+    deals that re-enter a stage inside the period (d2 re-enters A and B, d3 re-enters B)."""
+    await publish_shuffled_twice(bus, history())
+    await wait_until(lambda: caught_up(bus, "CRM_DEALS", "CRM_GATEWAY"), message="all applied")
+    admin = get(reports, issue_token(Role.ADMIN))
+    keys = ("entered", "moved_on", "won", "conversion_to_next", "avg_days_in_stage")
+    # 08:00 Moscow on 3 March (05:00 UTC) to midnight Moscow on 9 March: d2's first stay in
+    # B (09:00 UTC on the 3rd, a partial day) and its return to B on the 6th count once.
+    week = {"from": "2026-03-03T08:00:00+03:00", "to": "2026-03-09T00:00:00+03:00"}
+    got = {
+        s["stage_id"]: tuple(s[k] for k in (*keys, "median_days_in_stage"))
+        for s in (await admin("funnel", pipeline_id=PIPELINE.id, **week))["stages"]
+    }
+    # A: d2 (back on the 5th, 1 day) and d4 (on the 3rd, 1 day), both went on; d2 won.
+    assert got[A] == (2, 2, 1, 1.0, 1.0, 1.0)
+    # B: d2 (2 and 6 days), d3 (4 days), d5 still there; d2 and d3 went on to a win.
+    assert got[B] == (3, 2, 2, 0.6667, 4.0, 4.0)
+
+    db = Database(db_url)
+    try:
+        async with db.session() as session:
+            stays = (await session.execute(select(STAYS))).all()
+            deals = {d.id: d for d in (await session.execute(select(DEALS))).all()}
+            stages = {s.id: s for s in (await session.execute(select(STAGES))).all()}
+    finally:
+        await db.dispose()
+    periods = [
+        (week["from"], week["to"]),
+        ("2026-03-03T00:00:00+00:00", "2026-03-06T00:00:00+00:00"),  # whole UTC days
+        ("2026-03-05T08:00:00+00:00", "2026-03-05T20:00:00+00:00"),  # inside one day
+        ("2026-03-04T23:00:00+05:30", "2026-03-06T01:00:00+05:30"),  # two partial days
+        ("2026-03-03T10:00:00-07:00", None),
+        (None, "2026-03-06T12:45:00+05:45"),
+    ]
+    for start, end in periods:
+        bounds = {k: v for k, v in (("from", start), ("to", end)) if v}
+        report = await admin("funnel", pipeline_id=PIPELINE.id, **bounds)
+        got = {
+            s["stage_id"]: (
+                s["entered"],
+                s["moved_on"],
+                s["won"],
+                s["conversion_to_next"],
+                s["avg_days_in_stage"],
+                s["median_days_in_stage"],
+            )
+            for s in report["stages"]
+        }
+        expected = funnel_by_definition(
+            stays,
+            deals,
+            stages,
+            datetime.fromisoformat(start) if start else None,
+            datetime.fromisoformat(end) if end else None,
+        )
+        assert got == expected, (start, end)
+
+
 READ_MODELS = [t.name for t in Base.metadata.sorted_tables]
 
 
@@ -337,14 +445,15 @@ async def aggregate_matches_deals(db: Database) -> bool:
 
 
 async def funnel_facts_match_stays(db: Database) -> bool:
-    """`rm_funnel_facts`, `rm_stay_lengths` equal the deals' parts computed afresh from every stay."""
+    """`rm_funnel_facts`, `rm_stay_lengths`, `rm_funnel_days` equal the deals' parts computed
+    afresh from every stay."""
     async with db.session() as session:
         stays = (await session.execute(select(STAYS))).mappings().all()
         deals = {d.id: d for d in (await session.execute(select(DEALS))).all()}
         stages = {s.id: (s.position, s.kind) for s in (await session.execute(select(STAGES))).all()}
         stored = {
             name: (await session.execute(select(TARGETS[name][0]))).mappings().all()
-            for name in ("funnel", "lengths")
+            for name in ("funnel", "lengths", "funnel_days")
         }
     by_deal: dict[str, list[Any]] = defaultdict(list)
     for stay in stays:
@@ -365,7 +474,7 @@ async def funnel_facts_match_stays(db: Database) -> bool:
         for name, rows in stored.items()
         for r in rows
     }
-    return bool(stored["lengths"]) and got == expected
+    return bool(stored["lengths"]) and bool(stored["funnel_days"]) and got == expected
 
 
 async def test_rebuild_from_the_streams_equals_the_incremental_read_models(
@@ -405,7 +514,10 @@ async def test_two_replicas_applying_at_once_keep_the_aggregates_exact(
     )
     async with serve_in_process(create_app(settings)), serve_in_process(create_app(settings)):
         await publish_shuffled_twice(bus, history())
-        await wait_until(lambda: caught_up(bus, "CRM_DEALS", "CRM_GATEWAY"), message="applied")
+        # Deal batches of the two replicas take turns (one lock): allow for a loaded machine.
+        await wait_until(
+            lambda: caught_up(bus, "CRM_DEALS", "CRM_GATEWAY"), timeout=30, message="applied"
+        )
         db = Database(db_url)
         try:
             assert await aggregate_matches_deals(db)

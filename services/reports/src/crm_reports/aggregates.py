@@ -29,6 +29,7 @@ from crm_reports.models import (
     DealFact,
     DealMix,
     DealTotal,
+    FunnelDay,
     FunnelFact,
     StayLength,
 )
@@ -50,6 +51,11 @@ FUNNEL_KEY = ("pipeline_id", "stage_id", "owner_id")
 FUNNEL_COUNTERS = ("entered", "moved_on", "won", "onward", "finished", "stay_microseconds")
 LENGTHS = cast(Table, StayLength.__table__)
 LENGTHS_KEY = ("pipeline_id", "stage_id", "owner_id", "bucket")
+FUNNEL_DAYS = cast(Table, FunnelDay.__table__)
+FUNNEL_DAYS_KEY = ("pipeline_id", "day", "stage_id", "owner_id", "previous_day")
+FUNNEL_DAYS_COUNTERS = ("stays", "finished", "won", "onward", "stay_microseconds")
+# `previous_day` of a deal's first stay in a stage (a key column cannot be NULL).
+NO_PREVIOUS = date(1, 1, 1)
 TARGETS: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
     "days": (DAYS, KEY, COUNTERS),
     "totals": (TOTALS, TOTALS_KEY, COUNTERS),
@@ -57,6 +63,7 @@ TARGETS: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
     "mix": (MIX, MIX_KEY, MIX_COUNTERS),
     "funnel": (FUNNEL, FUNNEL_KEY, FUNNEL_COUNTERS),
     "lengths": (LENGTHS, LENGTHS_KEY, ("stays",)),
+    "funnel_days": (FUNNEL_DAYS, FUNNEL_DAYS_KEY, FUNNEL_DAYS_COUNTERS),
 }
 # (target, key) -> counters
 Contribution = dict[tuple[str, tuple[Any, ...]], dict[str, Any]]
@@ -183,6 +190,19 @@ def _day_bounds(moment: datetime, up: bool) -> date:
     day = moment.date()
     midnight = datetime.combine(day, time(), UTC)
     return day + timedelta(days=1) if up and moment > midnight else day
+
+
+def whole_days(
+    period_from: datetime | None, period_to: datetime | None
+) -> tuple[date | None, date | None]:
+    """The period's whole UTC days, `first` <= day < `last` (None: unbounded on that side)."""
+    first = _day_bounds(period_from, up=True) if period_from else None
+    last = _day_bounds(period_to, up=False) if period_to else None
+    return first, last
+
+
+def midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
 
 
 async def deal_totals(

@@ -43,7 +43,7 @@ from crm_reports.aggregates import (
     dialect_insert,
     lock_deal,
 )
-from crm_reports.funnel.facts import deal_part, follow_owner, layout_lock, recompute_pipeline
+from crm_reports.funnel.facts import aggregates_lock, deal_part, follow_owner, recompute_pipeline
 from crm_reports.models import (
     ActivityFact,
     CampaignFact,
@@ -312,7 +312,7 @@ async def on_deals_changed(events: list[DealState], ctx: BatchContext) -> None:
     The deal's funnel part is taken away before its row and stays change and added
     back after, under the deal's lock.
     """
-    await layout_lock(ctx.session, exclusive=False)
+    await aggregates_lock(ctx.session)
     for deal in events:
         row = deal_row(deal)
         old = await lock_deal(ctx.session, deal.id)
@@ -329,7 +329,7 @@ async def on_deals_changed(events: list[DealState], ctx: BatchContext) -> None:
 @on_each(PipelineCreated, PipelineUpdated)
 async def on_pipelines_changed(events: list[PipelineState], ctx: BatchContext) -> None:
     """Stages by newest pipeline version; the funnel facts follow a change of position or kind."""
-    await layout_lock(ctx.session, exclusive=True)
+    await aggregates_lock(ctx.session)
     for pipeline in events:
         layout = select(STAGES.c.id, STAGES.c.position, STAGES.c.kind).where(
             STAGES.c.pipeline_id == pipeline.id

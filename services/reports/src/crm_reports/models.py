@@ -57,7 +57,19 @@ class DealFact(Base):
 
     __table_args__ = (
         Index("ix_rm_deals_owner_status", "owner_id", "status"),
-        Index("ix_rm_deals_status_closed", "status", "closed_at"),
+        # Covers what a period's `managers` reads of the deals closed in it (index only).
+        Index(
+            "ix_rm_deals_closed",
+            "status",
+            "closed_at",
+            "owner_id",
+            "pipeline_id",
+            "source",
+            "amount_band",
+            "cycle_days",
+            "currency",
+            "amount",
+        ),
         Index("ix_rm_deals_contact", "contact_id"),
         Index("ix_rm_deals_created", "created_at"),
         Index("ix_rm_deals_owner_status_cycle", "owner_id", "status", "cycle_days", "pipeline_id"),
@@ -98,9 +110,17 @@ class StageStay(Base):
     days: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
-        Index("ix_rm_stage_stays_pipeline_stage", "pipeline_id", "stage_id"),
         Index("ix_rm_stage_stays_pipeline_entered", "pipeline_id", "entered_at"),
         Index("ix_rm_stage_stays_days", "pipeline_id", "stage_id", "days", "owner_id"),
+        # A period's medians read its finished stays per stage from this index alone.
+        Index(
+            "ix_rm_stage_stays_stage_entered",
+            "pipeline_id",
+            "stage_id",
+            "entered_at",
+            "days",
+            "owner_id",
+        ),
     )
 
 
@@ -356,6 +376,31 @@ class StayLength(Base):
     owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
     stays: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FunnelDay(Base):
+    """The funnel per UTC day of entry, pipeline, stage and owner: a period's funnel sums days.
+
+    Per stay: `stays`, `finished` (it was left), `won` (its deal is won), `onward`
+    (a later stay of the deal reached a non-lost stage further on) and the
+    finished stays' length in microseconds. `previous_day` is the entry day of
+    the same deal's previous stay in the same stage (`NO_PREVIOUS` for a first
+    entry): a deal counts once per stage and period, by its first stay in the
+    period, which is the one whose previous stay came before the period.
+    """
+
+    __tablename__ = "rm_funnel_days"
+
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    stage_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    stays: Mapped[int] = mapped_column(Integer, default=0)
+    finished: Mapped[int] = mapped_column(Integer, default=0)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    onward: Mapped[int] = mapped_column(Integer, default=0)
+    stay_microseconds: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class StateBase(DeclarativeBase):

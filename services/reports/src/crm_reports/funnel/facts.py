@@ -1,4 +1,5 @@
-"""`rm_funnel_facts`, `rm_stay_lengths`: a deal's part in the all-time funnel, kept with its stays.
+"""`rm_funnel_facts`, `rm_stay_lengths`, `rm_funnel_days`: a deal's part in the funnel (all
+time, and per day of entry), kept with its stays.
 
 A deal's part depends on its stays, its owner and status, and the positions and
 kinds of its stages. The deal handler takes the stored part away before applying
@@ -11,13 +12,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_reports.aggregates import FUNNEL, LENGTHS, Contribution, add_contributions
+from crm_reports.aggregates import (
+    FUNNEL,
+    FUNNEL_DAYS,
+    LENGTHS,
+    NO_PREVIOUS,
+    Contribution,
+    add_contributions,
+)
 from crm_reports.models import DealFact, StageFact, StageStay
 from crm_reports.stats import bucket
 
@@ -36,53 +44,85 @@ def stays_part(
 
     Per pipeline, in order of entry: a stay goes "onward" when a later stay of the
     deal is in a non-lost stage of a higher position (as the funnel query's window).
+    Each stay also counts in its day of entry, keyed by the entry day of the
+    deal's previous stay in that stage (how a period counts a deal once).
     """
     rows: Contribution = defaultdict(dict)
+
+    def add(key: tuple[str, tuple[Any, ...]], counters: Mapping[str, int]) -> None:
+        row = rows[key]
+        for name, value in counters.items():
+            row[name] = row.get(name, 0) + sign * value
+
     by_pipeline: dict[str, list[Mapping[Any, Any]]] = defaultdict(list)
     for stay in stays:
         by_pipeline[stay["pipeline_id"]].append(stay)
     for pipeline, group in by_pipeline.items():
         flags: dict[str, dict[str, int]] = {}
+        previous = _previous_entries(group)
         later: int | None = None  # the highest non-lost position entered after this stay
         for stay in sorted(group, key=lambda s: s["entered_at"], reverse=True):
             position, kind = stages.get(stay["stage_id"], (None, ""))
             f = flags.setdefault(stay["stage_id"], defaultdict(int))
             f["entered"] = 1
             f["won"] = int(status == "won")
+            day = {"stays": 1, "won": int(status == "won")}
             if stay["left_at"] is not None:
+                length = (stay["left_at"] - stay["entered_at"]) // MICROSECOND
                 f["moved_on"] = 1
                 f["finished"] += 1
-                f["stay_microseconds"] += (stay["left_at"] - stay["entered_at"]) // MICROSECOND
+                f["stay_microseconds"] += length
+                day |= {"finished": 1, "stay_microseconds": length}
                 if stay["days"] is not None:  # the stored length: the one medians read
-                    length = (
-                        "lengths",
-                        (pipeline, stay["stage_id"], owner_id, bucket(stay["days"])),
-                    )
-                    rows[length]["stays"] = rows[length].get("stays", 0) + sign
+                    lengths = (pipeline, stay["stage_id"], owner_id, bucket(stay["days"]))
+                    add(("lengths", lengths), {"stays": 1})
             if position is not None and later is not None and later > position:
                 f["onward"] = 1
+                day["onward"] = 1
             if position is not None and kind and kind != "lost":
                 later = position if later is None else max(later, position)
+            entered = previous[id(stay)]
+            key = (
+                pipeline,
+                _day(stay["entered_at"]),
+                stay["stage_id"],
+                owner_id,
+                _day(entered) if entered else NO_PREVIOUS,
+            )
+            add(("funnel_days", key), day)
         for stage_id, counters in flags.items():
-            rows[("funnel", (pipeline, stage_id, owner_id))] = {
-                name: sign * value for name, value in counters.items()
-            }
+            add(("funnel", (pipeline, stage_id, owner_id)), counters)
     return rows
 
 
-async def layout_lock(session: AsyncSession, *, exclusive: bool) -> None:
-    """Deal batches (shared) and a pipeline's recompute (exclusive) never interleave.
+def _day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
 
-    Otherwise a replica could take a deal's part away under the old stage layout
-    while another recomputes the pipeline under the new one. PostgreSQL only:
-    SQLite already runs one writer at a time.
+
+def _previous_entries(stays: list[Mapping[Any, Any]]) -> dict[int, datetime | None]:
+    """Each stay's previous entry into the same stage by the same deal (None: its first)."""
+    last: dict[str, datetime] = {}
+    found: dict[int, datetime | None] = {}
+    for stay in sorted(stays, key=lambda s: s["entered_at"]):
+        found[id(stay)] = last.get(stay["stage_id"])
+        last[stay["stage_id"]] = stay["entered_at"]
+    return found
+
+
+async def aggregates_lock(session: AsyncSession) -> None:
+    """Deal batches and a pipeline's recompute apply one at a time (PostgreSQL).
+
+    Aggregate rows are shared by many deals: two replicas applying deals at once
+    locked them in different orders and deadlocked (seen in the two-replica test:
+    one waited for a deal's lock, the other for an `rm_deal_totals` row). Nor may
+    a deal's part be taken away under the old stage layout while a pipeline is
+    recomputed under the new one. Held to commit; SQLite already runs one writer.
     """
     bind = session.bind
     if bind is None or bind.dialect.name != "postgresql":
         return
-    mode = "" if exclusive else "_shared"
     await session.execute(
-        text(f"SELECT pg_advisory_xact_lock{mode}(hashtextextended('crm_reports.funnel', 0))")
+        text("SELECT pg_advisory_xact_lock(hashtextextended('crm_reports.funnel', 0))")
     )
 
 
@@ -114,7 +154,7 @@ async def follow_owner(session: AsyncSession, deal_id: str) -> None:
 
 async def recompute_pipeline(session: AsyncSession, pipeline_id: str) -> None:
     """Rebuild one pipeline's facts from its stays (after its stages moved or changed kind)."""
-    for table in (FUNNEL, LENGTHS):
+    for table in (FUNNEL, LENGTHS, FUNNEL_DAYS):
         await session.execute(delete(table).where(table.c.pipeline_id == pipeline_id))
     stages = {
         stage: (position, kind)

@@ -1,4 +1,5 @@
-"""The all-time funnel from prepared data: `rm_funnel_facts` and exact medians via `rm_stay_lengths`.
+"""The funnel from prepared data: all time from `rm_funnel_facts` (exact medians via
+`rm_stay_lengths`), a period from `rm_funnel_days`.
 
 A stage's median is the middle one or two of its visible finished stays. The
 length histogram says which bucket holds each middle rank and how many stays
@@ -9,12 +10,15 @@ index `(pipeline_id, stage_id, days, owner_id)`, all stages in one statement.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, union_all
+from sqlalchemy import Select, and_, case, exists, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.auth import Principal
+from crm_reports.aggregates import FUNNEL_DAYS, NO_PREVIOUS, midnight, whole_days
+from crm_reports.funnel.facts import DEALS, MICROSECOND, STAGES, STAYS
 from crm_reports.models import FunnelFact, StageStay, StayLength
 from crm_reports.scope import Filters
 from crm_reports.stats import in_bucket, middle_ranks
@@ -95,3 +99,233 @@ def _nth(
         .subquery()
     )
     return select(row.c.stage, row.c.days)
+
+
+# stage -> [entered, moved on, won, onward, finished stays, their microseconds]
+Sums = dict[str, list[int]]
+
+
+async def period_counts(
+    session: AsyncSession, principal: Principal, pipeline_id: str, filters: Filters
+) -> tuple[Counts, dict[str, int]]:
+    """A period's funnel from `rm_funnel_days`, and each stage's finished stays in it.
+
+    A deal counts once per stage: by its first stay entered in the period, the
+    one whose previous stay in that stage (if any) came before the period.
+    Whole UTC days come from the day rows; the partial days at the period's
+    edges, and the stays whose previous one lies in the first partial day, are
+    read from `rm_stage_stays` (a day or two of stays), so any time zone is exact.
+    """
+    start, end = filters.period_from, filters.period_to
+    first, last = whole_days(start, end)
+    sums: Sums = defaultdict(lambda: [0] * 6)
+    if first and last and first >= last:
+        # The whole period lies within one or two partial days.
+        await _add_stays(sums, session, principal, pipeline_id, filters, (start, end))
+    else:
+        await _add_days(sums, session, principal, pipeline_id, filters, first, last)
+        if start and first and start < midnight(first):
+            edge = (start, midnight(first))
+            await _add_stays(sums, session, principal, pipeline_id, filters, edge)
+            await _take_reentries(sums, session, principal, pipeline_id, filters, edge, last)
+        if end and last and midnight(last) < end:
+            edge = (midnight(last), end)
+            await _add_stays(sums, session, principal, pipeline_id, filters, edge)
+    counts: Counts = {}
+    for stage, (entered, moved_on, won, onward, finished, total) in sums.items():
+        average = total / finished / 86_400e6 if finished else None
+        counts[stage] = (entered, moved_on, won, onward, average)
+    return counts, {stage: s[4] for stage, s in sums.items()}
+
+
+async def _add_days(
+    sums: Sums,
+    session: AsyncSession,
+    principal: Principal,
+    pipeline_id: str,
+    filters: Filters,
+    first: date | None,
+    last: date | None,
+) -> None:
+    d = FUNNEL_DAYS.c
+    # A stay counts for its (deal, stage) when the previous one came before the period.
+    first_here = d.previous_day < first if first else d.previous_day == NO_PREVIOUS
+    conditions = [d.pipeline_id == pipeline_id, *filters.owners(principal, d.owner_id)]
+    if first:
+        conditions.append(d.day >= first)
+    if last:
+        conditions.append(d.day < last)
+    counted = (d.stays, d.finished, d.won, d.onward)
+    query = (
+        select(
+            d.stage_id,
+            *(func.sum(case((first_here, c), else_=0)) for c in counted),
+            func.sum(d.finished),
+            func.sum(d.stay_microseconds),
+        )
+        .where(*conditions)
+        .group_by(d.stage_id)
+    )
+    for stage, *values in (await session.execute(query)).all():
+        sums[stage] = [a + int(b or 0) for a, b in zip(sums[stage], values, strict=True)]
+
+
+def _onward(stay: Any) -> Any:
+    """A later stay of the deal is in a non-lost stage further on than this stay's."""
+    later, stage, own = STAYS.alias(), STAGES.alias(), STAGES.alias()
+    position = (
+        select(own.c.position)
+        .where(own.c.id == stay.c.stage_id)
+        .correlate(stay)  # two levels down: not found by auto-correlation
+        .scalar_subquery()
+    )
+    return exists(
+        select(literal(1))
+        .select_from(later.join(stage, stage.c.id == later.c.stage_id))
+        .where(
+            later.c.deal_id == stay.c.deal_id,
+            later.c.pipeline_id == stay.c.pipeline_id,
+            later.c.entered_at > stay.c.entered_at,
+            stage.c.kind != "lost",
+            stage.c.position > position,
+        )
+    )
+
+
+async def _add_stays(
+    sums: Sums,
+    session: AsyncSession,
+    principal: Principal,
+    pipeline_id: str,
+    filters: Filters,
+    edge: tuple[datetime | None, datetime | None],
+) -> None:
+    """The stays entered within `edge` (part of the period), read one by one."""
+    stay, prior = STAYS.alias(), STAYS.alias()
+    earlier = [
+        prior.c.deal_id == stay.c.deal_id,
+        prior.c.stage_id == stay.c.stage_id,
+        prior.c.entered_at < stay.c.entered_at,
+    ]
+    if filters.period_from:
+        earlier.append(prior.c.entered_at >= filters.period_from)
+    within = [stay.c.entered_at >= edge[0]] if edge[0] else []
+    if edge[1]:
+        within.append(stay.c.entered_at < edge[1])
+    query = (
+        select(
+            stay.c.stage_id,
+            stay.c.entered_at,
+            stay.c.left_at,
+            DEALS.c.status,
+            _onward(stay),
+            ~exists(select(literal(1)).where(*earlier)),
+        )
+        .join(DEALS, DEALS.c.id == stay.c.deal_id)
+        .where(
+            stay.c.pipeline_id == pipeline_id,
+            *within,
+            *filters.owners(principal, DEALS.c.owner_id),
+        )
+    )
+    for stage, entered_at, left_at, status, onward, first in (await session.execute(query)).all():
+        s = sums[stage]
+        if left_at is not None:
+            s[4] += 1
+            s[5] += (left_at - entered_at) // MICROSECOND
+        if first:
+            s[0] += 1
+            s[1] += int(left_at is not None)
+            s[2] += int(status == "won")
+            s[3] += int(bool(onward))
+
+
+async def _take_reentries(
+    sums: Sums,
+    session: AsyncSession,
+    principal: Principal,
+    pipeline_id: str,
+    filters: Filters,
+    edge: tuple[datetime, datetime],
+    last: date | None,
+) -> None:
+    """Stays in the whole days whose previous stay in the stage was entered in the first
+    partial day: the day rows counted them as first in the period, they are not."""
+    previous, stay, between = STAYS.alias(), STAYS.alias(), STAYS.alias()
+    following = (
+        select(func.min(between.c.entered_at))
+        .where(
+            between.c.deal_id == previous.c.deal_id,
+            between.c.stage_id == previous.c.stage_id,
+            between.c.entered_at > previous.c.entered_at,
+        )
+        .scalar_subquery()
+    )
+    within = [stay.c.entered_at >= edge[1]]
+    if last:
+        within.append(stay.c.entered_at < midnight(last))
+    query = (
+        select(stay.c.stage_id, stay.c.left_at, DEALS.c.status, _onward(stay))
+        .select_from(previous)
+        .join(
+            stay,
+            and_(
+                stay.c.deal_id == previous.c.deal_id,
+                stay.c.stage_id == previous.c.stage_id,
+                stay.c.entered_at == following,
+            ),
+        )
+        .join(DEALS, DEALS.c.id == stay.c.deal_id)
+        .where(
+            previous.c.pipeline_id == pipeline_id,
+            previous.c.entered_at >= edge[0],
+            previous.c.entered_at < edge[1],
+            *within,
+            *filters.owners(principal, DEALS.c.owner_id),
+        )
+    )
+    for stage, left_at, status, onward in (await session.execute(query)).all():
+        s = sums[stage]
+        s[0] -= 1
+        s[1] -= int(left_at is not None)
+        s[2] -= int(status == "won")
+        s[3] -= int(bool(onward))
+
+
+async def period_medians(
+    session: AsyncSession,
+    principal: Principal,
+    pipeline_id: str,
+    filters: Filters,
+    finished: dict[str, int],
+) -> dict[str, float]:
+    """Each stage's exact median over the period's finished stays.
+
+    The counts give the middle ranks; each is read with an offset from the index
+    `(pipeline_id, stage_id, entered_at, days, owner_id)` alone, all in one statement.
+    """
+    lookups = []
+    for stage, n in finished.items():
+        if n <= 0:
+            continue
+        rows = (
+            select(StageStay.days)
+            .where(
+                StageStay.pipeline_id == pipeline_id,
+                StageStay.stage_id == stage,
+                *filters.within(StageStay.entered_at),
+                StageStay.days.is_not(None),
+                *filters.owners(principal, StageStay.owner_id),
+            )
+            .order_by(StageStay.days)
+            .offset((n - 1) // 2)
+            .limit(2 - n % 2)
+            .subquery()
+        )
+        lookups.append(select(literal(stage).label("stage"), rows.c.days))
+    if not lookups:
+        return {}
+    values: dict[str, list[float]] = defaultdict(list)
+    for stage, days in (await session.execute(union_all(*lookups))).all():
+        values[stage].append(float(days))
+    return {stage: sum(v) / len(v) for stage, v in values.items()}
