@@ -55,6 +55,22 @@ class Runtime:
         self.tasks.append(task)
 
 
+async def repeat(
+    tick: Callable[[], Awaitable[int]], *, interval: float, batch: int, name: str
+) -> None:
+    """Run `tick` until cancelled: at once again while it did a full `batch` of work,
+    otherwise after `interval`. A failed tick (database busy or down) is logged and retried."""
+    while True:
+        try:
+            while await tick() >= batch:
+                pass  # more waiting: go on without sleeping
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: tick failed", name)
+        await asyncio.sleep(interval)
+
+
 def _report_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task %s died", task.get_name(), exc_info=task.exception())

@@ -7,8 +7,6 @@ expired bytes stay in the database. Bounded batches keep each transaction short.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -16,10 +14,8 @@ from sqlalchemy import select
 from crm_contacts.common import utcnow
 from crm_contacts.exports.models import ContactExport
 from crm_contacts.exports.service import purge
-from crm_kernel.app import Runtime
+from crm_kernel.app import Runtime, repeat
 from crm_kernel.db import Database
-
-log = logging.getLogger(__name__)
 
 BATCH = 100
 INTERVAL_SECONDS = 300.0
@@ -39,20 +35,16 @@ async def purge_expired(db: Database, retention: timedelta, now: datetime | None
         return await purge(session, ids, now) if ids else 0
 
 
-async def run(db: Database, retention: timedelta, interval: float = INTERVAL_SECONDS) -> None:
-    """Prune until cancelled; a failed tick (database busy or down) is logged and retried."""
-    while True:
-        try:
-            while await purge_expired(db, retention) >= BATCH:
-                pass  # more expired: go on without sleeping
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("export pruning failed")
-        await asyncio.sleep(interval)
-
-
 async def start(runtime: Runtime) -> None:
     """Start hook: prune for the life of the service."""
     hours = float(getattr(runtime.settings, "export_retention_hours", 24.0))
-    runtime.spawn(run(runtime.db, timedelta(hours=hours)), "export-pruner")
+    retention = timedelta(hours=hours)
+    runtime.spawn(
+        repeat(
+            lambda: purge_expired(runtime.db, retention),
+            interval=INTERVAL_SECONDS,
+            batch=BATCH,
+            name="export pruning",
+        ),
+        "export-pruner",
+    )

@@ -9,8 +9,6 @@ so on SQLite it takes the write lock at once (no stale read snapshot to fail).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -20,11 +18,9 @@ from crm_contacts.common import utcnow
 from crm_contacts.tasks.models import Task
 from crm_contacts.tasks.schemas import TaskStatus
 from crm_contacts.tasks.service import publish
-from crm_kernel.app import Runtime
+from crm_kernel.app import Runtime, repeat
 from crm_kernel.contracts.contacts import TaskDueSoon, TaskOverdue
 from crm_kernel.db import Database
-
-log = logging.getLogger(__name__)
 
 BATCH = 200
 
@@ -84,20 +80,10 @@ async def notify_due_tasks(db: Database, now: datetime | None = None) -> int:
     return len(overdue_ids) + len(reminded_ids)
 
 
-async def run(db: Database, interval: float) -> None:
-    """Notify until cancelled; a failed tick (database busy or down) is logged and retried."""
-    while True:
-        try:
-            while await notify_due_tasks(db) >= BATCH:
-                pass  # more waiting: go on without sleeping
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("task scheduler tick failed")
-        await asyncio.sleep(interval)
-
-
 async def start(runtime: Runtime) -> None:
     """Start hook: run the scheduler for the life of the service."""
     interval = float(getattr(runtime.settings, "task_scheduler_interval", 1.0))
-    runtime.spawn(run(runtime.db, interval), "task-scheduler")
+    runtime.spawn(
+        repeat(lambda: notify_due_tasks(runtime.db), interval=interval, batch=BATCH, name="tasks"),
+        "task-scheduler",
+    )
