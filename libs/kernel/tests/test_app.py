@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import ClassVar
@@ -11,6 +13,7 @@ import pytest
 from fastapi import APIRouter
 from sqlalchemy import select, text
 
+import crm_kernel.app
 from crm_kernel.app import DatabaseDep, Runtime, create_service_app
 from crm_kernel.auth import CurrentUser
 from crm_kernel.bus import Bus
@@ -168,3 +171,39 @@ async def test_extra_readiness_checks_and_shutdown_hooks_run(
         assert stopped == []
 
     assert stopped == [("toy", True)]
+
+
+async def test_a_task_that_ignores_cancellation_cannot_hang_shutdown(
+    db_url: str,
+    nats_url: str,
+    tmp_dir: Path,
+    service_scripts: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(crm_kernel.app, "TASK_STOP_SECONDS", 0.5)
+    released = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not released.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+
+    async def start_stubborn(runtime: Runtime) -> None:
+        runtime.spawn(stubborn(), "stubborn-loop")
+
+    settings = ToySettings(
+        DATABASE_URL=db_url, NATS_URL=nats_url, CRM_JWT_SECRET=TEST_JWT_SECRET, CRM_DATA_DIR=tmp_dir
+    )
+    app = create_service_app(
+        settings, title="toy", migrations=service_scripts, on_startup=[start_stubborn]
+    )
+    # The server stopping at all is the point: before, shutdown waited for the task for ever.
+    async with serve_in_process(app) as base_url, httpx.AsyncClient(base_url=base_url) as api:
+        assert (await api.get("/healthz")).status_code == 200
+    released.set()
+
+    stuck = [r for r in caplog.records if "did not stop" in r.getMessage()]
+    assert len(stuck) == 1
+    assert "stubborn-loop" in stuck[0].getMessage()
+    assert "stubborn" in stuck[0].getMessage().split("cancellation:", 1)[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from crm_kernel.telemetry import instrument_app, instrument_engine, setup_tracin
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+# A stuck background task must not hang shutdown (an orchestrator would kill it anyway).
+TASK_STOP_SECONDS = 10.0
 
 Hook = Callable[["Runtime"], Awaitable[None]]
 # A readiness check of something beyond the database and the bus: each part it
@@ -69,6 +72,25 @@ async def repeat(
         except Exception:
             log.exception("%s: tick failed", name)
         await asyncio.sleep(interval)
+
+
+async def _stop_tasks(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Cancel the background tasks and wait for them, but not for ever: a task that does not
+    stop within `TASK_STOP_SECONDS` is logged with where it hangs, and shutdown goes on."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, stuck = await asyncio.wait(tasks, timeout=TASK_STOP_SECONDS)
+    for task in stuck:
+        where = io.StringIO()
+        task.print_stack(file=where)
+        log.error(
+            "background task %s did not stop within %s s of its cancellation:\n%s",
+            task.get_name(),
+            TASK_STOP_SECONDS,
+            where.getvalue(),
+        )
 
 
 def _report_crash(task: asyncio.Task[Any]) -> None:
@@ -155,9 +177,7 @@ def create_service_app(
                     await hook(runtime)
                 except Exception:
                     log.exception("shutdown hook failed")
-            for task in runtime.tasks:
-                task.cancel()
-            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            await _stop_tasks(runtime.tasks)
             await bus.close()
             await db.dispose()
 
