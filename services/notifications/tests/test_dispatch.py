@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,14 +14,19 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message as MessageHandler
 from sqlalchemy import select
 
+import crm_notifications
 from crm_kernel.auth import Role
 from crm_kernel.bus import Bus
 from crm_kernel.contracts.contacts import ConsentChanged
 from crm_kernel.contracts.notifications import SendBulkEmail, SendEmail
 from crm_kernel.db import Database
+from crm_kernel.migrate import migrate, service_migrations
 from crm_kernel.testing import TEST_JWT_SECRET, free_port, issue_token, serve_in_process, wait_until
+from crm_notifications.channels.sinks import FileMailSink, FileSmsSink
 from crm_notifications.main import create_app
 from crm_notifications.models import Consent, Notification, Suppression
+from crm_notifications.notifications.dispatcher import Dispatcher
+from crm_notifications.notifications.intake import email_row, enqueue
 from crm_notifications.settings import NotificationsSettings
 
 
@@ -317,3 +323,41 @@ async def _consent_is(db: Database, granted: bool) -> bool:
     async with db.session() as session:
         row = await session.get(Consent, ("email", "reader@example.com"))
         return row is not None and row.granted is granted
+
+
+async def test_two_workers_claiming_at_once_never_take_the_same_notification(
+    db_url: str, tmp_dir: Path
+) -> None:
+    # Two engines are two workers' connections (processes or replicas) on one database.
+    first, second = Database(db_url), Database(db_url)
+    try:
+        await migrate(first, service_migrations(crm_notifications.__file__))
+        commands = [
+            SendBulkEmail(key=f"claim-{i}", to=f"c{i}@example.com", subject="s", body_text="b")
+            for i in range(600)
+        ]
+        async with first.transaction() as session:
+            await enqueue(session, [email_row(c, category="bulk") for c in commands])
+        workers = [
+            Dispatcher(
+                db,
+                mailer=FileMailSink(tmp_dir / "mail", "crm@example.com"),
+                sms=FileSmsSink(tmp_dir / "sms"),
+                category="bulk",
+                batch_size=50,
+            )
+            for db in (first, second, first, second)
+        ]
+        claimed: list[str] = []
+        while batches := await asyncio.gather(*(w.claim() for w in workers)):
+            if not any(batches):
+                break
+            claimed += [n.id for batch in batches for n in batch]
+        assert len(claimed) == len(commands)
+        assert len(set(claimed)) == len(claimed)
+        async with first.session() as session:
+            statuses = set((await session.execute(select(Notification.status))).scalars())
+        assert statuses == {"sending"}
+    finally:
+        await first.dispose()
+        await second.dispose()

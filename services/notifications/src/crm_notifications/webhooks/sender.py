@@ -154,32 +154,34 @@ class WebhookSender:
         return len(ids)
 
     async def claim(self) -> list[Job]:
+        """Mark due deliveries `sending` under a lease: one UPDATE ... RETURNING.
+
+        One statement, so several worker processes never take the same delivery
+        (see the notifications dispatcher's claim).
+        """
         now = datetime.now(UTC)
+        d = WebhookDelivery
+        due = (
+            select(d.id)
+            .where(d.status == "pending", d.next_attempt_at <= now)
+            .order_by(d.next_attempt_at)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+        )
         async with self.db.transaction() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(WebhookDelivery)
-                        .where(
-                            WebhookDelivery.status == "pending",
-                            WebhookDelivery.next_attempt_at <= now,
-                        )
-                        .order_by(WebhookDelivery.next_attempt_at)
-                        .limit(self.batch_size)
-                        .with_for_update(skip_locked=True)
-                    )
+            rows = await session.execute(
+                update(d)
+                .where(d.id.in_(due.scalar_subquery()), d.status == "pending")
+                .values(
+                    status="sending",
+                    lease_until=now + self.lease,
+                    next_attempt_at=now,  # the time of the last try, which pruning goes by
+                    attempts=d.attempts + 1,
                 )
-                .scalars()
-                .all()
+                .returning(d.id, d.subscription_id, d.event_id, d.event_type, d.body, d.attempts)
+                .execution_options(synchronize_session=False)
             )
-            for row in rows:
-                row.status, row.lease_until = "sending", now + self.lease
-                row.next_attempt_at = now  # the time of the last try, which pruning goes by
-                row.attempts += 1
-            return [
-                Job(r.id, r.subscription_id, r.event_id, r.event_type, r.body, r.attempts)
-                for r in rows
-            ]
+            return [Job(*row) for row in rows]
 
     async def deliver(self, http: aiohttp.ClientSession, job: Job) -> None:
         async with self.db.session() as session:
