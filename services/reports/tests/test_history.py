@@ -4,6 +4,7 @@ manager figures, whatever the order and however often the events arrive; a rebui
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from collections import defaultdict
@@ -24,8 +25,10 @@ from crm_kernel.db import Database
 from crm_kernel.events import IntegrationEvent
 from crm_kernel.testing import TEST_JWT_SECRET, issue_token, serve_in_process, wait_until
 from crm_reports.aggregates import TARGETS, combined, contribution
+from crm_reports.funnel import prepared
 from crm_reports.funnel.facts import DEALS, STAGES, STAYS, stays_part
 from crm_reports.main import create_app
+from crm_reports.managers import service as managers_service
 from crm_reports.models import Base
 from crm_reports.settings import ReportsSettings
 from crm_reports.testing import Pipeline, caught_up, journey, user
@@ -366,6 +369,11 @@ async def test_a_periods_funnel_counts_each_deal_once_at_any_boundary(
         ("2026-03-04T23:00:00+05:30", "2026-03-06T01:00:00+05:30"),  # two partial days
         ("2026-03-03T10:00:00-07:00", None),
         (None, "2026-03-06T12:45:00+05:45"),
+        # Whole months (month rows) with days and partial days around them.
+        ("2026-02-01T00:00:00+00:00", "2026-04-01T00:00:00+00:00"),
+        ("2026-02-14T10:00:00+03:00", "2026-04-02T12:00:00+00:00"),
+        ("2026-03-01T00:00:00+00:00", None),
+        (None, "2026-04-01T05:00:00+03:00"),
     ]
     for start, end in periods:
         bounds = {k: v for k, v in (("from", start), ("to", end)) if v}
@@ -391,6 +399,83 @@ async def test_a_periods_funnel_counts_each_deal_once_at_any_boundary(
         assert got == expected, (start, end)
 
 
+async def test_a_periods_medians_are_the_same_walked_or_sorted(
+    reports: httpx.AsyncClient, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For a caller who sees only some owners (a head of sales), a period holding much of
+    the history walks the length-ordered index, a short one sorts its own stays and wins
+    (`WALK_SHARE`): both find the same middle values."""
+    await publish_shuffled_twice(bus, history())
+    await wait_until(lambda: caught_up(bus, "CRM_DEALS", "CRM_GATEWAY"), message="all applied")
+    await wait_until(
+        lambda: _sees(reports, ANNA), message="the head of sales to see the team's rep"
+    )
+    head = get(reports, issue_token(Role.HEAD_OF_SALES, HEAD))
+    periods = [
+        {"from": "2026-03-03T08:00:00+03:00", "to": "2026-03-09T00:00:00+03:00"},
+        {"from": "2026-03-02T00:00:00+00:00", "to": "2026-03-20T00:00:00+00:00"},
+        {"from": "2026-03-04T23:00:00+05:30", "to": "2026-03-14T01:00:00+05:30"},
+        {"from": "2026-03-05T00:00:00+00:00"},
+    ]
+
+    async def medians() -> list[Any]:
+        found = []
+        for period in periods:
+            funnel = await head("funnel", pipeline_id=PIPELINE.id, **period)
+            managers = await head("managers", **period)
+            found.append(
+                (
+                    [s["median_days_in_stage"] for s in funnel["stages"]],
+                    {m["owner_id"]: m["median_cycle_days"] for m in managers["managers"]},
+                )
+            )
+        return found
+
+    results = []
+    for share in (0.0, math.inf):  # always walk; always sort
+        monkeypatch.setattr(prepared, "WALK_SHARE", share)
+        monkeypatch.setattr(managers_service, "WALK_SHARE", share)
+        results.append(await medians())
+    assert results[0] == results[1]
+    # The week, Anna's deals: A's stay of 1 day (d2), B's of 2, 4 and 6 days (d2, d3, d2);
+    # her one win in it after 4.6 days (d1).
+    stages, cycles = results[0][0]
+    assert stages[:2] == [1.0, 4.0]
+    assert cycles == {ANNA: 4.6}
+
+
+async def test_a_period_holding_the_whole_history_gives_the_all_time_figures(
+    reports: httpx.AsyncClient, bus: Bus
+) -> None:
+    """The history lies in March 2026: periods around it, read from whole months (month
+    rows), the other whole days and partial days, give exactly the all-time report."""
+    await publish_shuffled_twice(bus, history())
+    await wait_until(lambda: caught_up(bus, "CRM_DEALS", "CRM_GATEWAY"), message="all applied")
+    admin = get(reports, issue_token(Role.ADMIN))
+    all_time = (
+        await admin("managers"),
+        await admin("funnel", pipeline_id=PIPELINE.id),
+    )
+    assert all_time[0]["managers"] and all_time[1]["stages"][0]["entered"] == 7
+    periods = [
+        {"from": "2026-03-01T00:00:00+00:00", "to": "2026-04-01T00:00:00+00:00"},
+        {"from": "2026-01-20T10:00:00+03:00", "to": "2026-05-02T12:00:00-04:00"},
+        {"from": "2026-02-28T23:00:00+00:00"},
+        {"to": "2026-04-01T00:30:00+05:30"},
+    ]
+    for period in periods:
+        got = (
+            await admin("managers", **period),
+            await admin("funnel", pipeline_id=PIPELINE.id, **period),
+        )
+        assert got == all_time, period
+
+
+async def _sees(reports: httpx.AsyncClient, owner: str) -> bool:
+    head = get(reports, issue_token(Role.HEAD_OF_SALES, HEAD))
+    return [m["owner_id"] for m in (await head("managers"))["managers"]] == [owner]
+
+
 READ_MODELS = [t.name for t in Base.metadata.sorted_tables]
 
 
@@ -406,13 +491,18 @@ async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def aggregate_matches_deals(db: Database) -> bool:
-    """`rm_deal_days`, `_totals`, `_cycles`, `_mix` equal the GROUP BY over `rm_deals`."""
+    """`rm_deal_days`, `_months`, `_totals`, `_cycles`, `_mix`, `_mix_months` equal the GROUP BY
+    over `rm_deals`."""
     async with db.session() as session:
         deals = (await session.execute(text("SELECT * FROM rm_deals"))).mappings().all()
         days = (await session.execute(text("SELECT * FROM rm_deal_days"))).mappings().all()
         mix = (await session.execute(text("SELECT * FROM rm_deal_mix"))).mappings().all()
         totals = (await session.execute(text("SELECT * FROM rm_deal_totals"))).mappings().all()
         cycles = (await session.execute(text("SELECT * FROM rm_deal_cycles"))).mappings().all()
+        months = (await session.execute(text("SELECT * FROM rm_deal_months"))).mappings().all()
+        mix_months = (
+            (await session.execute(text("SELECT * FROM rm_deal_mix_months"))).mappings().all()
+        )
     expected: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(dict)
     for deal in deals:
         state = dict(deal)
@@ -428,6 +518,16 @@ async def aggregate_matches_deals(db: Database) -> bool:
         key = ("days", (str(d["day"]), d["owner_id"], d["pipeline_id"], d["currency"]))
         stored[key] = {k: d[k] for k in ("created", "won", "lost")}
         stored[key]["won_amount"] = Decimal(str(d["won_amount"]))
+    for d in months:
+        key = ("months", (str(d["month"]), d["owner_id"], d["pipeline_id"], d["currency"]))
+        stored[key] = {k: d[k] for k in ("created", "won", "lost")}
+        stored[key]["won_amount"] = Decimal(str(d["won_amount"]))
+    for m in mix_months:
+        key = (
+            "mix_months",
+            (str(m["month"]), m["owner_id"], m["pipeline_id"], m["source"], m["amount_band"]),
+        )
+        stored[key] = {"won": m["won"], "lost": m["lost"]}
     for t in totals:
         key = ("totals", (t["owner_id"], t["pipeline_id"], t["currency"]))
         stored[key] = {k: t[k] for k in ("created", "won", "lost")}
@@ -445,15 +545,23 @@ async def aggregate_matches_deals(db: Database) -> bool:
 
 
 async def funnel_facts_match_stays(db: Database) -> bool:
-    """`rm_funnel_facts`, `rm_stay_lengths`, `rm_funnel_days` equal the deals' parts computed
-    afresh from every stay."""
+    """`rm_funnel_facts`, `rm_stay_lengths`, `rm_funnel_days`, `rm_funnel_months`,
+    `rm_stay_length_days`, `rm_stay_length_months` equal the deals' parts computed afresh
+    from every stay."""
     async with db.session() as session:
         stays = (await session.execute(select(STAYS))).mappings().all()
         deals = {d.id: d for d in (await session.execute(select(DEALS))).all()}
         stages = {s.id: (s.position, s.kind) for s in (await session.execute(select(STAGES))).all()}
         stored = {
             name: (await session.execute(select(TARGETS[name][0]))).mappings().all()
-            for name in ("funnel", "lengths", "funnel_days")
+            for name in (
+                "funnel",
+                "lengths",
+                "funnel_days",
+                "funnel_months",
+                "length_days",
+                "length_months",
+            )
         }
     by_deal: dict[str, list[Any]] = defaultdict(list)
     for stay in stays:
@@ -474,7 +582,8 @@ async def funnel_facts_match_stays(db: Database) -> bool:
         for name, rows in stored.items()
         for r in rows
     }
-    return bool(stored["lengths"]) and bool(stored["funnel_days"]) and got == expected
+    filled = all(stored.values())
+    return filled and got == expected
 
 
 async def test_rebuild_from_the_streams_equals_the_incremental_read_models(

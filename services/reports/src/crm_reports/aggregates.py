@@ -1,9 +1,11 @@
 """Incremental deal aggregates, kept in step with the deal read model.
 
 `rm_deal_days`: per UTC day, owner, pipeline and currency, deals created, won,
-lost and the amount won; `rm_deal_totals`: the same over all time;
+lost and the amount won; `rm_deal_months`: the same per UTC month (a long period
+sums a row per month); `rm_deal_totals`: the same over all time;
 `rm_deal_cycles`: won deals per bucket of days to win (to locate medians). `rm_deal_mix`: per owner, pipeline, lead source and
-amount band, deals won and lost over all time (the lead-mix win rates). Each time a deal's newest
+amount band, deals won and lost over all time (the lead-mix win rates), and
+`rm_deal_mix_months` per UTC month of closing. Each time a deal's newest
 state changes, its old contribution is subtracted and its new one added in the
 same transaction, so both always equal a GROUP BY over `rm_deals` (in whatever
 order the events came) and reports sum a few rows instead of scanning deals.
@@ -28,14 +30,23 @@ from crm_reports.models import (
     DealDay,
     DealFact,
     DealMix,
+    DealMixMonth,
+    DealMonth,
     DealTotal,
     FunnelDay,
     FunnelFact,
+    FunnelMonth,
     StayLength,
+    StayLengthDay,
+    StayLengthMonth,
 )
 from crm_reports.stats import bucket
 
 DAYS = cast(Table, DealDay.__table__)
+MONTHS = cast(Table, DealMonth.__table__)
+MONTHS_KEY = ("month", "owner_id", "pipeline_id", "currency")
+MIX_MONTHS = cast(Table, DealMixMonth.__table__)
+MIX_MONTHS_KEY = ("month", "owner_id", "pipeline_id", "source", "amount_band")
 TOTALS = cast(Table, DealTotal.__table__)
 CYCLES = cast(Table, DealCycle.__table__)
 CYCLES_KEY = ("owner_id", "pipeline_id", "bucket")
@@ -54,16 +65,27 @@ LENGTHS_KEY = ("pipeline_id", "stage_id", "owner_id", "bucket")
 FUNNEL_DAYS = cast(Table, FunnelDay.__table__)
 FUNNEL_DAYS_KEY = ("pipeline_id", "day", "stage_id", "owner_id", "previous_day")
 FUNNEL_DAYS_COUNTERS = ("stays", "finished", "won", "onward", "stay_microseconds")
+FUNNEL_MONTHS = cast(Table, FunnelMonth.__table__)
+FUNNEL_MONTHS_KEY = ("pipeline_id", "month", "stage_id", "owner_id", "previous_day")
+LENGTH_DAYS = cast(Table, StayLengthDay.__table__)
+LENGTH_DAYS_KEY = ("pipeline_id", "day", "stage_id", "bucket")
+LENGTH_MONTHS = cast(Table, StayLengthMonth.__table__)
+LENGTH_MONTHS_KEY = ("pipeline_id", "month", "stage_id", "bucket")
 # `previous_day` of a deal's first stay in a stage (a key column cannot be NULL).
 NO_PREVIOUS = date(1, 1, 1)
 TARGETS: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
     "days": (DAYS, KEY, COUNTERS),
+    "months": (MONTHS, MONTHS_KEY, COUNTERS),
+    "mix_months": (MIX_MONTHS, MIX_MONTHS_KEY, MIX_COUNTERS),
     "totals": (TOTALS, TOTALS_KEY, COUNTERS),
     "cycles": (CYCLES, CYCLES_KEY, ("won",)),
     "mix": (MIX, MIX_KEY, MIX_COUNTERS),
     "funnel": (FUNNEL, FUNNEL_KEY, FUNNEL_COUNTERS),
     "lengths": (LENGTHS, LENGTHS_KEY, ("stays",)),
     "funnel_days": (FUNNEL_DAYS, FUNNEL_DAYS_KEY, FUNNEL_DAYS_COUNTERS),
+    "funnel_months": (FUNNEL_MONTHS, FUNNEL_MONTHS_KEY, FUNNEL_DAYS_COUNTERS),
+    "length_days": (LENGTH_DAYS, LENGTH_DAYS_KEY, ("stays",)),
+    "length_months": (LENGTH_MONTHS, LENGTH_MONTHS_KEY, ("stays",)),
 }
 # (target, key) -> counters
 Contribution = dict[tuple[str, tuple[Any, ...]], dict[str, Any]]
@@ -94,12 +116,21 @@ def contribution(deal: Mapping[str, Any], sign: int) -> Contribution:
         row = rows[(table, key)]
         row[counter] = row.get(counter, 0) + value
 
-    add("days", (deal["created_at"].astimezone(UTC).date(), *common), "created", sign)
-    add("totals", common, "created", sign)
+    created = deal["created_at"].astimezone(UTC).date()
+    for target, key in (
+        ("days", (created, *common)),
+        ("months", (month_of(created), *common)),
+        ("totals", common),
+    ):
+        add(target, key, "created", sign)
     closed, status = deal["closed_at"], deal["status"]
     if status in ("won", "lost") and closed is not None:
-        day = (closed.astimezone(UTC).date(), *common)
-        for target, key in (("days", day), ("totals", common)):
+        day = closed.astimezone(UTC).date()
+        for target, key in (
+            ("days", (day, *common)),
+            ("months", (month_of(day), *common)),
+            ("totals", common),
+        ):
             add(target, key, status, sign)
             if status == "won":
                 add(target, key, "won_amount", sign * Decimal(deal["amount"] or 0))
@@ -108,7 +139,50 @@ def contribution(deal: Mapping[str, Any], sign: int) -> Contribution:
             add("cycles", cycle, "won", sign)
         mix = (deal["owner_id"], deal["pipeline_id"], deal["source"] or "none", deal["amount_band"])
         add("mix", mix, status, sign)
+        add("mix_months", (month_of(day), *mix), status, sign)
     return rows
+
+
+def month_of(day: date) -> date:
+    """The first day of the UTC month holding `day` (how month rows are keyed)."""
+    return day.replace(day=1)
+
+
+@dataclass
+class Tiers:
+    """A period's whole UTC days [first, last) split into whole months and the other days.
+
+    `months`: month starts, `start` <= month < `end` (None: unbounded on that side;
+    None as a whole: no whole month); `days`: the day ranges outside them.
+    """
+
+    months: tuple[date | None, date | None] | None
+    days: list[tuple[date | None, date | None]]
+
+
+def tiers(first: date | None, last: date | None) -> Tiers:
+    if first and last and first >= last:
+        return Tiers(None, [])
+    start = None if first is None else month_of(first) if first.day == 1 else _next_month(first)
+    end = None if last is None else month_of(last)
+    if start and end and start >= end:
+        return Tiers(None, [(first, last)])
+    days: list[tuple[date | None, date | None]] = []
+    if first and start and first < start:
+        days.append((first, start))
+    if end and last and end < last:
+        days.append((end, last))
+    return Tiers((start, end), days)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def in_range(column: Any, bounds: tuple[Any, Any]) -> list[Any]:
+    """`column` within [start, end) (None: unbounded on that side)."""
+    start, end = bounds
+    return [*([column >= start] if start else []), *([column < end] if end else [])]
 
 
 async def lock_deal(session: AsyncSession, deal_id: str) -> Mapping[str, Any] | None:
@@ -214,31 +288,30 @@ async def deal_totals(
 ) -> dict[TotalsKey, Totals]:
     """Created (in the period), won and lost (closed in it) per owner and currency.
 
-    Whole UTC days come from `rm_deal_days`; the partial days at the edges of a
-    period given in another time zone come from the deals themselves, so the
-    answer is exact at any boundary.
+    Whole UTC months come from `rm_deal_months`, the other whole UTC days from
+    `rm_deal_days`; the partial days at the edges of a period given in another
+    time zone come from the deals themselves, so the answer is exact at any boundary.
     """
     totals: dict[TotalsKey, Totals] = defaultdict(Totals)
     if not (period_from or period_to):
         return await _all_time_totals(session, scope, totals)
     first = _day_bounds(period_from, up=True) if period_from else None
     last = _day_bounds(period_to, up=False) if period_to else None
-    whole = [*scope(DAYS.c.owner_id, DAYS.c.pipeline_id)]
-    if first:
-        whole.append(DAYS.c.day >= first)
-    if last:
-        whole.append(DAYS.c.day < last)
-    key_columns = (DAYS.c.owner_id, DAYS.c.currency)
-    if not (first and last and first >= last):
+    split = tiers(first, last)
+    parts = [(DAYS, DAYS.c.day, bounds) for bounds in split.days]
+    if split.months:
+        parts.append((MONTHS, MONTHS.c.month, split.months))
+    for table, column, bounds in parts:
+        key_columns = (table.c.owner_id, table.c.currency)
         query = (
             select(
                 *key_columns,
-                func.sum(DAYS.c.created),
-                func.sum(DAYS.c.won),
-                func.sum(DAYS.c.lost),
-                func.sum(DAYS.c.won_amount),
+                func.sum(table.c.created),
+                func.sum(table.c.won),
+                func.sum(table.c.lost),
+                func.sum(table.c.won_amount),
             )
-            .where(*whole)
+            .where(*scope(table.c.owner_id, table.c.pipeline_id), *in_range(column, bounds))
             .group_by(*key_columns)
         )
         for owner, currency, created, won, lost, amount in (await session.execute(query)).all():
@@ -327,21 +400,48 @@ async def closed_by_mix(
     period_from: datetime | None,
     period_to: datetime | None,
 ) -> dict[tuple[str, str, str], int]:
-    """Deals closed in the period per owner, lead source and amount band (for expected wins)."""
-    mix: tuple[Any, ...]
+    """Deals closed in the period per owner, lead source and amount band (for expected wins).
+
+    All time from `rm_deal_mix`; a period's whole UTC months from `rm_deal_mix_months`
+    and the rest of it from the closed deals (index only).
+    """
     if not (period_from or period_to):
-        mix = (MIX.c.owner_id, MIX.c.source, MIX.c.amount_band)
-        query = select(*mix, func.sum(MIX.c.won + MIX.c.lost)).where(
-            *scope(MIX.c.owner_id, MIX.c.pipeline_id)
+        query = select(
+            MIX.c.owner_id, MIX.c.source, MIX.c.amount_band, func.sum(MIX.c.won + MIX.c.lost)
+        ).where(*scope(MIX.c.owner_id, MIX.c.pipeline_id))
+        rows = (await session.execute(query.group_by(*list(query.selected_columns)[:3]))).all()
+        return {(owner, source, band): int(n) for owner, source, band, n in rows}
+    found: dict[tuple[str, str, str], int] = defaultdict(int)
+    split = tiers(*whole_days(period_from, period_to))
+    edges: list[tuple[datetime | None, datetime | None]] = [(period_from, period_to)]
+    if split.months:
+        start, end = split.months
+        m = MIX_MONTHS.c
+        query = (
+            select(m.owner_id, m.source, m.amount_band, func.sum(m.won + m.lost))
+            .where(*scope(m.owner_id, m.pipeline_id), *in_range(m.month, split.months))
+            .group_by(m.owner_id, m.source, m.amount_band)
         )
-    else:
-        mix = (DEALS.c.owner_id, func.coalesce(DEALS.c.source, "none"), DEALS.c.amount_band)
-        query = select(*mix, func.count()).where(
-            *scope(DEALS.c.owner_id, DEALS.c.pipeline_id), DEALS.c.status.in_(("won", "lost"))
+        for owner, source, band, n in (await session.execute(query)).all():
+            found[(owner, source, band)] += int(n)
+        edges = []
+        if start:
+            edges.append((period_from, midnight(start)))
+        if end:
+            edges.append((midnight(end), period_to))
+    mix = (DEALS.c.owner_id, func.coalesce(DEALS.c.source, "none"), DEALS.c.amount_band)
+    for edge in edges:
+        if edge[0] and edge[1] and edge[0] >= edge[1]:
+            continue
+        query = (
+            select(*mix, func.count())
+            .where(
+                *scope(DEALS.c.owner_id, DEALS.c.pipeline_id),
+                DEALS.c.status.in_(("won", "lost")),
+                *in_range(DEALS.c.closed_at, edge),
+            )
+            .group_by(*mix)
         )
-        if period_from:
-            query = query.where(DEALS.c.closed_at >= period_from)
-        if period_to:
-            query = query.where(DEALS.c.closed_at < period_to)
-    rows = (await session.execute(query.group_by(*mix))).all()
-    return {(owner, source, band): int(n) for owner, source, band, n in rows}
+        for owner, source, band, n in (await session.execute(query)).all():
+            found[(owner, source, band)] += int(n)
+    return dict(found)

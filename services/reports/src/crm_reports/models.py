@@ -72,7 +72,15 @@ class DealFact(Base):
         ),
         Index("ix_rm_deals_contact", "contact_id"),
         Index("ix_rm_deals_created", "created_at"),
-        Index("ix_rm_deals_owner_status_cycle", "owner_id", "status", "cycle_days", "pipeline_id"),
+        # Exact median cycles walk one owner's wins in cycle order (closed_at: a period's).
+        Index(
+            "ix_rm_deals_owner_status_cycle",
+            "owner_id",
+            "status",
+            "cycle_days",
+            "closed_at",
+            "pipeline_id",
+        ),
     )
 
 
@@ -111,7 +119,10 @@ class StageStay(Base):
 
     __table_args__ = (
         Index("ix_rm_stage_stays_pipeline_entered", "pipeline_id", "entered_at"),
-        Index("ix_rm_stage_stays_days", "pipeline_id", "stage_id", "days", "owner_id"),
+        # Exact medians walk a stage's finished stays in length order (entered_at: a period's).
+        Index(
+            "ix_rm_stage_stays_days", "pipeline_id", "stage_id", "days", "entered_at", "owner_id"
+        ),
         # A period's medians read its finished stays per stage from this index alone.
         Index(
             "ix_rm_stage_stays_stage_entered",
@@ -401,6 +412,86 @@ class FunnelDay(Base):
     won: Mapped[int] = mapped_column(Integer, default=0)
     onward: Mapped[int] = mapped_column(Integer, default=0)
     stay_microseconds: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DealMonth(Base):
+    """`rm_deal_days` summed per UTC month (`month`: its first day): a long period sums
+    its whole months here and only its other whole days there."""
+
+    __tablename__ = "rm_deal_months"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    lost: Mapped[int] = mapped_column(Integer, default=0)
+    won_amount: Mapped[Decimal] = mapped_column(Numeric(20, 4), default=0)
+
+
+class DealMixMonth(Base):
+    """`rm_deal_mix` per UTC month of closing: a period's lead mix over its whole months."""
+
+    __tablename__ = "rm_deal_mix_months"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source: Mapped[str] = mapped_column(String(40), primary_key=True)
+    amount_band: Mapped[str] = mapped_column(String(12), primary_key=True)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    lost: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FunnelMonth(Base):
+    """`rm_funnel_days` summed per UTC month of entry (`month`: its first day), with the same
+    `previous_day` (a day: whether the previous stay came before a period is decided
+    against the period's first day, as for the day rows)."""
+
+    __tablename__ = "rm_funnel_months"
+
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    stage_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    previous_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    stays: Mapped[int] = mapped_column(Integer, default=0)
+    finished: Mapped[int] = mapped_column(Integer, default=0)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    onward: Mapped[int] = mapped_column(Integer, default=0)
+    stay_microseconds: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StayLengthDay(Base):
+    """Finished stays per pipeline, UTC day of entry, stage and length bucket (`stats.BOUNDS`),
+    over every owner; `rm_stay_length_months` per UTC month.
+
+    A period's exact median for a caller who sees every owner: these (plus the
+    stays of the partial days) say which bucket holds the middle rank(s) and how
+    many come before; only that bucket's stays are then read. Without the owner
+    (fifty times fewer rows); a caller seeing only some owners reads the stays.
+    """
+
+    __tablename__ = "rm_stay_length_days"
+
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    stage_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stays: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StayLengthMonth(Base):
+    """`rm_stay_length_days` summed per UTC month of entry (`month`: its first day)."""
+
+    __tablename__ = "rm_stay_length_months"
+
+    pipeline_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    stage_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stays: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class StateBase(DeclarativeBase):

@@ -86,6 +86,31 @@ def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str
     return f"(julianday({end}) - julianday({start}))"
 
 
+class unindexed(FunctionElement[Any]):
+    """The column, kept from choosing SQLite's index (`+column`); as is elsewhere.
+
+    SQLite's planner cannot weigh a range's size, so it may sort a year of stays when
+    walking an index in length order is cheaper (or walk all history for a few days'
+    worth); the caller knows which and says so. PostgreSQL's estimates weigh it.
+    """
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type  # comparisons bind their values as the column does
+
+
+@compiles(unindexed)
+def _unindexed(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"
+
+
 def median_by(key: Any, value: Any, *conditions: Any) -> Select[Any]:
     """(key, median of value) per key, computed by the database from row numbers (portable SQL)."""
     inner = select(key.label("key"), value.label("value")).where(*conditions).subquery()

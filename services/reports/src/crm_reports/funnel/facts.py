@@ -1,5 +1,6 @@
-"""`rm_funnel_facts`, `rm_stay_lengths`, `rm_funnel_days`: a deal's part in the funnel (all
-time, and per day of entry), kept with its stays.
+"""`rm_funnel_facts`, `rm_stay_lengths`, `rm_funnel_days`, `rm_funnel_months`,
+`rm_stay_length_days`, `rm_stay_length_months`: a deal's part in the funnel (all time, and
+per day and month of entry), kept with its stays.
 
 A deal's part depends on its stays, its owner and status, and the positions and
 kinds of its stages. The deal handler takes the stored part away before applying
@@ -21,10 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_reports.aggregates import (
     FUNNEL,
     FUNNEL_DAYS,
+    FUNNEL_MONTHS,
+    LENGTH_DAYS,
+    LENGTH_MONTHS,
     LENGTHS,
     NO_PREVIOUS,
     Contribution,
     add_contributions,
+    month_of,
 )
 from crm_reports.models import DealFact, StageFact, StageStay
 from crm_reports.stats import bucket
@@ -44,8 +49,8 @@ def stays_part(
 
     Per pipeline, in order of entry: a stay goes "onward" when a later stay of the
     deal is in a non-lost stage of a higher position (as the funnel query's window).
-    Each stay also counts in its day of entry, keyed by the entry day of the
-    deal's previous stay in that stage (how a period counts a deal once).
+    Each stay also counts in its day and month of entry, keyed by the entry day of
+    the deal's previous stay in that stage (how a period counts a deal once).
     """
     rows: Contribution = defaultdict(dict)
 
@@ -74,25 +79,36 @@ def stays_part(
                 f["stay_microseconds"] += length
                 day |= {"finished": 1, "stay_microseconds": length}
                 if stay["days"] is not None:  # the stored length: the one medians read
-                    lengths = (pipeline, stay["stage_id"], owner_id, bucket(stay["days"]))
-                    add(("lengths", lengths), {"stays": 1})
+                    index = bucket(stay["days"])
+                    add(("lengths", (pipeline, stay["stage_id"], owner_id, index)), {"stays": 1})
+                    on = _day(stay["entered_at"])
+                    for target, when in (("length_days", on), ("length_months", month_of(on))):
+                        add((target, (pipeline, when, stay["stage_id"], index)), {"stays": 1})
             if position is not None and later is not None and later > position:
                 f["onward"] = 1
                 day["onward"] = 1
             if position is not None and kind and kind != "lost":
                 later = position if later is None else max(later, position)
             entered = previous[id(stay)]
-            key = (
-                pipeline,
-                _day(stay["entered_at"]),
-                stay["stage_id"],
-                owner_id,
-                _day(entered) if entered else NO_PREVIOUS,
-            )
-            add(("funnel_days", key), day)
+            on, earlier = _day(stay["entered_at"]), _day(entered) if entered else NO_PREVIOUS
+            add(("funnel_days", (pipeline, on, stay["stage_id"], owner_id, earlier)), day)
+            month = month_of(on)
+            key = (pipeline, month, stay["stage_id"], owner_id, month_previous(earlier, month))
+            add(("funnel_months", key), day)
         for stage_id, counters in flags.items():
             add(("funnel", (pipeline, stage_id, owner_id)), counters)
     return rows
+
+
+def month_previous(previous: date, month: date) -> date:
+    """A month row's `previous_day`: a previous entry within the month itself becomes the
+    month's first day.
+
+    A period reads a month row only when the whole month lies in it, so such a
+    previous stay is in the period too (never "before the period"), whichever day
+    it was: one row for all of them instead of one per day (a third of the rows).
+    """
+    return previous if previous < month else month
 
 
 def _day(moment: datetime) -> date:
@@ -154,7 +170,7 @@ async def follow_owner(session: AsyncSession, deal_id: str) -> None:
 
 async def recompute_pipeline(session: AsyncSession, pipeline_id: str) -> None:
     """Rebuild one pipeline's facts from its stays (after its stages moved or changed kind)."""
-    for table in (FUNNEL, LENGTHS, FUNNEL_DAYS):
+    for table in (FUNNEL, LENGTHS, FUNNEL_DAYS, FUNNEL_MONTHS, LENGTH_DAYS, LENGTH_MONTHS):
         await session.execute(delete(table).where(table.c.pipeline_id == pipeline_id))
     stages = {
         stage: (position, kind)

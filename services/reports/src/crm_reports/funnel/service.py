@@ -52,8 +52,10 @@ async def funnel(
             .all()
         )
         if filters.period_from or filters.period_to:
-            by_stage, finished = await period_counts(session, principal, pipeline_id, filters)
-            median = await period_medians(session, principal, pipeline_id, filters, finished)
+            by_stage, finished, edges = await period_counts(
+                session, principal, pipeline_id, filters
+            )
+            median = await period_medians(session, principal, pipeline_id, filters, finished, edges)
         else:
             by_stage = await all_time_counts(session, principal, pipeline_id, filters)
             median = await all_time_medians(session, principal, pipeline_id, filters)

@@ -18,17 +18,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import func, literal, select, text
+from sqlalchemy import func, literal, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.auth import Principal
 from crm_kernel.db import Database
 from crm_reports.aggregates import closed_by_mix, deal_totals, win_rates_by_mix
 from crm_reports.managers.schemas import ManagerRow, ManagersRead
-from crm_reports.models import ActivityFact, DealCycle, DealFact, TaskFact
+from crm_reports.models import ActivityFact, DealCycle, DealFact, DealTotal, TaskFact
 from crm_reports.overview.schemas import MoneyTotal
 from crm_reports.scope import Filters
-from crm_reports.stats import BOUNDS, CENT, median_by, middle_ranks, ratio
+from crm_reports.stats import BOUNDS, CENT, median_by, middle_ranks, ratio, unindexed
 
 
 def deal_scope(filters: Filters, principal: Principal) -> Any:
@@ -38,12 +38,36 @@ def deal_scope(filters: Filters, principal: Principal) -> Any:
     return scope
 
 
+# Walking an owner's wins in cycle order visits about half of all of them; sorting the
+# period's own wins costs several times as much per deal (1M deals, SQLite: a year's
+# medians 0.30 s sorted, 0.03 s walked). So a period holding more than this share of
+# the visible wins walks; a shorter one sorts its few.
+WALK_SHARE = 0.125
+
+
 async def median_cycles(
-    session: AsyncSession, filters: Filters, principal: Principal, *, per_owner: bool = True
+    session: AsyncSession,
+    filters: Filters,
+    principal: Principal,
+    *,
+    per_owner: bool = True,
+    won: dict[str, int] | None = None,
 ) -> dict[str, float]:
-    """Median days from creation to win of the deals won in the period, per owner (or overall)."""
+    """Median days from creation to win of the deals won in the period, per owner (or overall).
+
+    `won`: each visible owner's wins in the period, when the caller has counted them.
+    """
     if per_owner and not (filters.period_from or filters.period_to):
         return await all_time_median_cycles(session, filters, principal)
+    if per_owner and won is not None:
+        everyone = await session.execute(
+            select(func.sum(DealTotal.won)).where(
+                *filters.owners(principal, DealTotal.owner_id),
+                *filters.pipeline(DealTotal.pipeline_id),
+            )
+        )
+        if sum(won.values()) >= WALK_SHARE * int(everyone.scalar() or 0):
+            return await _walked_median_cycles(session, filters, won)
     query = median_by(
         DealFact.owner_id if per_owner else literal("all"),
         DealFact.cycle_days,  # read with the period from the index on closed deals
@@ -53,6 +77,38 @@ async def median_cycles(
         *filters.within(DealFact.closed_at),
     )
     return {key: round(float(days), 3) for key, days in (await session.execute(query)).all()}
+
+
+async def _walked_median_cycles(
+    session: AsyncSession, filters: Filters, won: dict[str, int]
+) -> dict[str, float]:
+    """Each owner's middle win(s) of the period by offset, walking the owner's wins in
+    cycle order in `(owner_id, status, cycle_days, closed_at, pipeline_id)` and skipping
+    those closed outside the period; every owner in one statement."""
+    picks = [(owner, n) for owner, n in sorted(won.items()) if n > 0]
+    if not picks:
+        return {}
+    conditions = (
+        DealFact.status == "won",
+        DealFact.cycle_days.is_not(None),
+        # Keeps SQLite from reading the period by the closed-deals index and sorting it.
+        *filters.within(unindexed(DealFact.closed_at)),
+        *filters.pipeline(DealFact.pipeline_id),
+    )
+    middles = [
+        select(literal(i).label("i"), DealFact.cycle_days)
+        .where(DealFact.owner_id == owner, *conditions)
+        .order_by(DealFact.cycle_days)
+        .limit(2 - n % 2)
+        .offset((n - 1) // 2)
+        .subquery()
+        for i, (owner, n) in enumerate(picks)
+    ]
+    walk = union_all(*(select(m.c.i, m.c.cycle_days) for m in middles))
+    values: dict[str, list[float]] = defaultdict(list)
+    for i, days in (await session.execute(walk)).all():
+        values[picks[i][0]].append(float(days))
+    return {owner: round(sum(v) / len(v), 3) for owner, v in values.items()}
 
 
 async def all_time_median_cycles(
@@ -155,7 +211,10 @@ async def managers(
             period_from=filters.period_from,
             period_to=filters.period_to,
         )
-        cycles = await median_cycles(session, filters, principal)
+        won_in_period: dict[str, int] = defaultdict(int)
+        for (owner, _), t in totals.items():
+            won_in_period[owner] += t.won
+        cycles = await median_cycles(session, filters, principal, won=won_in_period)
         activities: dict[str, dict[str, int]] = defaultdict(dict)
         for author, kind, n in cast(Any, (await session.execute(activities_q)).all()):
             activities[author][kind] = int(n)
