@@ -15,6 +15,7 @@ from crm_campaigns.main import create_app
 from crm_campaigns.testing import (
     FakeNotifications,
     User,
+    api_client,
     audience_of,
     campaign_action,
     create_campaign,
@@ -49,7 +50,7 @@ async def test_exactly_one_message_per_recipient_across_pause_resume_and_restart
     notifications = FakeNotifications(nats_url)
     async with notifications.running():
         async with serve_in_process(create_app(settings), port) as base:
-            api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
+            api = api_client(f"{base}/api/v1")
             segment_id, contacts = await audience_of(bus, db, 300)
             template = await create_template(api, marketer)
             campaign = await create_campaign(
@@ -74,7 +75,7 @@ async def test_exactly_one_message_per_recipient_across_pause_resume_and_restart
         # The service stopped mid-campaign; a new process takes over from the database
         # and resumes exactly where the first stopped.
         async with serve_in_process(create_app(settings), port) as base:
-            api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
+            api = api_client(f"{base}/api/v1")
             assert (await _read(api, marketer, campaign["id"]))["status"] == "paused"
             await asyncio.sleep(0.3)  # a few sender rounds of the new process: still nothing
             assert len(notifications.commands) == handed
@@ -116,7 +117,7 @@ async def test_unsubscribe_during_sending_suppresses_and_cancel_stops_the_rest(
     settings = settings_for(db_url, nats_url, tmp_dir, CAMPAIGNS_SEND_BATCH_SIZE=10)
     notifications = FakeNotifications(nats_url)
     async with notifications.running(), serve_in_process(create_app(settings)) as base:
-        api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
+        api = api_client(f"{base}/api/v1")
         segment_id, _ = await audience_of(bus, db, 120)
         template = await create_template(api, marketer)
         campaign = await create_campaign(
@@ -159,7 +160,7 @@ async def test_unsubscribe_while_paused_suppresses_that_recipients_pending_messa
     settings = settings_for(db_url, nats_url, tmp_dir, CAMPAIGNS_SEND_BATCH_SIZE=10)
     notifications = FakeNotifications(nats_url)
     async with notifications.running(), serve_in_process(create_app(settings)) as base:
-        api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
+        api = api_client(f"{base}/api/v1")
         segment_id, contacts = await audience_of(bus, db, 40)
         template = await create_template(api, marketer)
         campaign = await create_campaign(

@@ -136,13 +136,25 @@ class Bus:
         self, messages: Sequence[OutgoingMessage]
     ) -> list[PubAck | BaseException]:
         """Publish in order with every ack in flight at once; each result is an ack or the error."""
-        futures = [
+        return await acks_of(await self.send_batch(messages))
+
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[asyncio.Future[PubAck]]:
+        """Hand messages to the connection in order without waiting for JetStream's acks.
+
+        Each future resolves to the message's ack (or error); `acks_of` collects
+        them. A caller can put the next batch on the wire while these are stored.
+        """
+        return [
             await self.js.publish_async(m.subject, m.payload, headers=dict(m.headers))
             for m in messages
         ]
-        if futures:
-            await asyncio.wait(futures, timeout=PUBLISH_TIMEOUT_S)
-        return [_outcome(f) for f in futures]
+
+
+async def acks_of(futures: Sequence[asyncio.Future[PubAck]]) -> list[PubAck | BaseException]:
+    """The ack or the error of each message `send_batch` sent, within the publish timeout."""
+    if futures:
+        await asyncio.wait(futures, timeout=PUBLISH_TIMEOUT_S)
+    return [_outcome(f) for f in futures]
 
 
 def _outcome(future: asyncio.Future[PubAck]) -> PubAck | BaseException:

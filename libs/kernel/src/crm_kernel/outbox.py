@@ -7,11 +7,12 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_kernel.bus import Bus, OutgoingMessage, envelope_message
+from crm_kernel.bus import Bus, OutgoingMessage, acks_of, envelope_message
 from crm_kernel.contracts import all_types
 from crm_kernel.db import OUTBOX_WRITTEN, Database
 from crm_kernel.events import Envelope, IntegrationEvent
@@ -83,6 +84,11 @@ class OutboxRelay:
     PostgreSQL, replicas claim disjoint batches with FOR UPDATE SKIP LOCKED.
     A crash between publish and marking re-publishes the batch: JetStream's
     duplicate window and the consumers' inbox make that harmless.
+
+    `run` keeps up to `pipeline` batches going: the next batch is read while
+    JetStream stores (fsyncs) the one before, and goes on the wire the moment that
+    one is fully acknowledged, while it is being marked. The server no longer
+    waits for our SELECT and UPDATE between batches, and the order is kept.
     """
 
     def __init__(
@@ -93,12 +99,14 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         keep_published: timedelta = timedelta(days=3),
+        pipeline: int = 2,
     ):
         self.db = db
         self.bus = bus
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.keep_published = keep_published
+        self.pipeline = max(1, pipeline)
         self._wake = asyncio.Event()
         db.on_outbox_commit(self.wake)
 
@@ -112,37 +120,73 @@ class OutboxRelay:
         in no stream) stays pending and its error is raised, so the loop logs
         it and backs off; the rows after it still go out with each batch.
         """
+        return await self._relay_batch(set())
+
+    async def _relay_batch(
+        self,
+        in_flight: set[int],
+        *,
+        sent: asyncio.Future[int] | None = None,
+        after: asyncio.Future[bool] | None = None,
+        acked: asyncio.Future[bool] | None = None,
+    ) -> int:
+        """One batch, leaving out the rows of batches still in flight (`in_flight`, shared).
+
+        Pipelining (`run`): the rows are read at once, but go on the wire only
+        when the batch before has every ack (`after` True), so the order in the
+        stream is the rows' order even when that batch fails (`after` False: this
+        one publishes nothing, and the failed rows go first in a later batch).
+        `sent` gets the number of rows put on the wire (0: none), `acked`
+        whether JetStream acknowledged them all.
+        """
         refused: BaseException | None = None
-        async with self.db.sessions() as session, session.begin():
-            rows = (
-                await session.execute(
+        ids: set[int] = set()
+        try:
+            async with self.db.sessions() as session, session.begin():
+                query = (
                     select(outbox.c.id, outbox.c.subject, outbox.c.payload, outbox.c.headers)
                     .where(outbox.c.published_at.is_(None))
                     .order_by(outbox.c.id)
                     .limit(self.batch_size)
                     .with_for_update(skip_locked=True)
                 )
-            ).all()
-            if not rows:
-                return 0
-            results = await self.bus.publish_batch(
-                [OutgoingMessage(r.subject, r.payload, r.headers) for r in rows]
-            )
-            acked = [
-                r.id
-                for r, result in zip(rows, results, strict=True)
-                if not isinstance(result, BaseException)
-            ]
-            refused = next((r for r in results if isinstance(r, BaseException)), None)
-            if acked:
-                await session.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(acked))
-                    .values(published_at=datetime.now(UTC))
+                if in_flight:
+                    # SQLite has no row locks: the rows of a batch awaiting its acks are
+                    # still unmarked, so leave them out by id.
+                    query = query.where(outbox.c.id.not_in(sorted(in_flight)))
+                rows = (await session.execute(query)).all()
+                if not rows:
+                    return 0
+                ids = {r.id for r in rows}
+                in_flight |= ids
+                if after is not None and not await after:
+                    return 0
+                futures = await self.bus.send_batch(
+                    [OutgoingMessage(r.subject, r.payload, r.headers) for r in rows]
                 )
+                _resolve(sent, len(rows))
+                results = await acks_of(futures)
+                acked_ids = [
+                    r.id
+                    for r, result in zip(rows, results, strict=True)
+                    if not isinstance(result, BaseException)
+                ]
+                _resolve(acked, len(acked_ids) == len(rows))
+                refused = next((r for r in results if isinstance(r, BaseException)), None)
+                if acked_ids:
+                    await session.execute(
+                        update(outbox)
+                        .where(outbox.c.id.in_(acked_ids))
+                        .values(published_at=datetime.now(UTC))
+                    )
+        finally:
+            # Only after the marks committed: until then another batch would read them again.
+            in_flight -= ids
+            _resolve(sent, 0)
+            _resolve(acked, False)
         if refused is not None:
             raise refused
-        return len(acked)
+        return len(acked_ids)
 
     async def prune(self) -> None:
         """Forget rows published long ago (the stream keeps the history)."""
@@ -158,21 +202,49 @@ class OutboxRelay:
         """Relay until cancelled; errors (bus down, database busy) back off and retry."""
         backoff = 0.1
         loops = 0
-        while True:
-            self._wake.clear()
-            try:
-                published = await self.relay_once()
-                backoff = 0.1
+        in_flight: set[int] = set()
+        running: set[asyncio.Task[int]] = set()
+        after: asyncio.Future[bool] | None = None
+        try:
+            while True:
+                self._wake.clear()
+                loop = asyncio.get_running_loop()
+                sent: asyncio.Future[int] = loop.create_future()
+                acked: asyncio.Future[bool] = loop.create_future()
+                batch = self._relay_batch(in_flight, sent=sent, after=after, acked=acked)
+                running.add(asyncio.create_task(batch))
+                full = (await sent) >= self.batch_size
+                # A full batch: more may wait, so the next one is read while this one's
+                # acks come (at most `pipeline` at once). Otherwise let every batch finish.
+                after = acked if full else None
+                failures: list[BaseException] = []
+                while running and (len(running) >= self.pipeline or not full or failures):
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    failures += [e for t in done if (e := t.exception()) is not None]
                 loops += 1
-                if loops % 3600 == 0:
-                    await self.prune()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox relay failed; retrying in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if published < self.batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                if not failures and loops % 3600 == 0:
+                    try:
+                        await self.prune()
+                    except Exception as exc:
+                        failures.append(exc)
+                if failures:
+                    after = None  # every batch has ended
+                    log.error(
+                        "outbox relay failed; retrying in %.1fs", backoff, exc_info=failures[0]
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.1
+                if not full:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+
+def _resolve(future: asyncio.Future[Any] | None, value: Any) -> None:
+    if future is not None and not future.done():
+        future.set_result(value)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_campaigns.campaigns.models import Campaign, LedgerRow
 from crm_campaigns.campaigns.state import report_progress
+from crm_campaigns.events.service import record_invitations
 from crm_campaigns.recipients.addresses import normalise
 from crm_campaigns.recipients.replica import suppress
 from crm_kernel.contracts.campaigns import (
@@ -70,57 +74,111 @@ def _at(event: DeliveryChanged) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+@dataclass
+class _Row:
+    """What a delivery report reads and changes of a ledger row (plain data, no ORM object)."""
+
+    id: int
+    campaign_id: str
+    contact_id: str
+    variant_id: str | None
+    address: str
+    status: str
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    failed_at: datetime | None
+    error: str | None
+    bounced_at: datetime | None
+    complained_at: datetime | None
+
+    def changes(self) -> dict[str, Any]:
+        """The values a report may change (never the address: an erasure may blank it meanwhile)."""
+        return {c: getattr(self, c) for c in _CHANGES}
+
+
+_ROW_COLUMNS = [getattr(LedgerRow, f.name) for f in fields(_Row)]
+_CHANGES = (
+    "status",
+    "sent_at",
+    "delivered_at",
+    "failed_at",
+    "error",
+    "bounced_at",
+    "complained_at",
+)
+
+
 async def apply_deliveries(session: AsyncSession, events: list[DeliveryChanged]) -> None:
     """Move each row forward (never back) and publish the matching message facts.
 
-    One query for the batch's rows and one insert for its facts: a campaign of
-    100,000 recipients brings as many delivery reports.
+    A campaign of 100,000 recipients brings as many delivery reports, so a batch
+    costs one query for its rows, one UPDATE (executemany) for the rows it
+    changed and one insert for its facts; the rows are plain data, not ORM objects.
     """
     wanted = {i: found for i, e in enumerate(events) if (found := _campaign_and_contact(e))}
     if not wanted:
         return
     pairs = set(wanted.values())
-    rows = {
-        (r.campaign_id, r.contact_id): r
-        for r in (
-            await session.scalars(
-                select(LedgerRow).where(
-                    tuple_(LedgerRow.campaign_id, LedgerRow.contact_id).in_(list(pairs))
-                )
-            )
-        ).all()
-    }
-    campaign_ids = {campaign_id for campaign_id, _ in pairs}
-    channels = dict(
-        (
-            await session.execute(
-                select(Campaign.id, Campaign.channel).where(Campaign.id.in_(campaign_ids))
-            )
-        ).all()
+    selected = await session.execute(
+        select(*_ROW_COLUMNS)
+        .where(tuple_(LedgerRow.campaign_id, LedgerRow.contact_id).in_(list(pairs)))
+        .order_by(LedgerRow.id)
+        # PostgreSQL: another replica's report for the same row waits for this batch.
+        .with_for_update()
     )
+    rows = {(r.campaign_id, r.contact_id): _Row(**r._mapping) for r in selected}
+    campaign_ids = {campaign_id for campaign_id, _ in pairs}
+    campaigns = {
+        c.id: c
+        for c in await session.execute(
+            select(Campaign.id, Campaign.channel, Campaign.marketing_event_id).where(
+                Campaign.id.in_(campaign_ids)
+            )
+        )
+    }
     facts: list[IntegrationEvent] = []
+    changed: dict[int, _Row] = {}
+    invited: dict[str, list[str]] = defaultdict(list)
     for i, event in enumerate(events):
         row = rows.get(wanted.get(i, ("", "")))
-        if row is not None:
-            fact = await _apply(session, row, event)
-            if fact is not None:
-                facts.append(
-                    fact(
-                        campaign_id=row.campaign_id,
-                        variant_id=row.variant_id,
-                        contact_id=row.contact_id,
-                        channel=channels.get(row.campaign_id, event.channel),
-                        at=_at(event).isoformat(),
-                        reason=event.error,
-                    )
-                )
+        if row is None:
+            continue
+        before = row.changes()
+        fact = await _apply(session, row, event)
+        if row.changes() != before:
+            changed[row.id] = row
+        if fact is None:
+            continue
+        campaign = campaigns.get(row.campaign_id)
+        if fact is MessageSent and campaign is not None and campaign.marketing_event_id:
+            invited[campaign.marketing_event_id].append(row.contact_id)
+        facts.append(
+            fact(
+                campaign_id=row.campaign_id,
+                variant_id=row.variant_id,
+                contact_id=row.contact_id,
+                channel=campaign.channel if campaign is not None else event.channel,
+                at=_at(event).isoformat(),
+                reason=event.error,
+            )
+        )
+    if changed:
+        # ORM bulk UPDATE by primary key: one statement, executed for every changed row.
+        await session.execute(
+            update(LedgerRow),
+            [{"id": r.id, **r.changes()} for r in changed.values()],
+        )
     await add_events(session, [(f, None) for f in facts])
+    # Recipients of an invitation campaign go on its event's list here, in this
+    # transaction, rather than through a consumer of our own `message.sent` facts.
+    for event_id, contact_ids in invited.items():
+        await record_invitations(session, event_id, contact_ids)
     for campaign_id in campaign_ids:
         await report_progress(session, campaign_id)
 
 
 async def _apply(
-    session: AsyncSession, row: LedgerRow, event: DeliveryChanged
+    session: AsyncSession, row: _Row, event: DeliveryChanged
 ) -> type[MessageFact] | None:
     """The row after one report; the fact to publish when its status changed."""
     status = NEW_STATUS[event.type]
@@ -145,7 +203,7 @@ async def _apply(
 
 async def _bounced(
     session: AsyncSession,
-    row: LedgerRow,
+    row: _Row,
     event: DeliveryChanged,
     moment: datetime,
     *,

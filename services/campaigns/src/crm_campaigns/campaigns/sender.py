@@ -4,15 +4,18 @@ One transaction per batch: the rows flip from `pending` to `queued` together
 with the outbox rows of their commands, so a crash either leaves a row pending
 (sent by the next batch) or queued with its command committed (published by the
 relay after restart, de-duplicated by notifications through its `key`). No
-recipient twice, none skipped. The batch claim is a conditional UPDATE of the
-campaign's `next_batch_at` (the rate gate, shared by replicas) and of the rows'
-`claim`, with FOR UPDATE SKIP LOCKED on PostgreSQL.
+recipient twice, none skipped. The rows are read (FOR UPDATE SKIP LOCKED on
+PostgreSQL) and rendered first; then come a conditional UPDATE of the campaign's
+`next_batch_at` (the rate gate, shared by replicas) and the claim of the rows
+still pending, so the write part of the transaction is short.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +42,10 @@ from crm_kernel.outbox import add_events
 
 log = logging.getLogger(__name__)
 
+# Rendering a batch takes the event loop for a while: every so many rows it lets the
+# outbox relay and the consumers of this process run (acks, the next publishes).
+YIELD_EVERY = 100
+
 
 def message_key(campaign_id: str, contact_id: str) -> str:
     """The notifications de-duplication key: one message per campaign and contact, ever."""
@@ -54,13 +61,24 @@ class Sender:
     compiled: dict[str, CompiledTemplate] = field(default_factory=dict)
 
     async def send_batch(self, campaign_id: str) -> tuple[int, datetime | None]:
-        """Hand one batch to notifications; returns (rows claimed, when the next may go)."""
+        """Hand one batch to notifications; returns (rows claimed, when the next may go).
+
+        The rows are read and rendered before the first write: on SQLite that
+        write takes the database's one write lock, which the relay and the
+        delivery consumer would otherwise wait on for the whole rendering.
+        """
         async with self.db.transaction() as session:
             campaign = await session.get(Campaign, campaign_id)
             if campaign is None or campaign.status != "sending":
                 return 0, None
-            size = max(1, min(self.settings.send_batch_size, campaign.rate_per_second))
             moment = now()
+            if campaign.next_batch_at is not None and campaign.next_batch_at > moment:
+                return 0, campaign.next_batch_at
+            size = max(1, min(self.settings.send_batch_size, campaign.rate_per_second))
+            rows = await self._pending(session, campaign_id, size)
+            if not rows:
+                return 0, None
+            rendered = await self.render_rows(session, campaign, rows)
             next_at = moment + timedelta(seconds=size / campaign.rate_per_second)
             gate = await session.execute(
                 update(Campaign)
@@ -72,42 +90,44 @@ class Sender:
                 .values(next_batch_at=next_at)
             )
             if not gate.rowcount:  # type: ignore[attr-defined]
-                return 0, campaign.next_batch_at
-            rows = await self._claim(session, campaign_id, size, moment)
-            if not rows:
-                return 0, None
-            await self.render(session, campaign, rows)
+                return 0, campaign.next_batch_at  # another replica took this slot
+            claimed = await self._claim(session, [r.id for r in rows], moment)
+            ended = [
+                {"id": row_id, "status": status, "error": error}
+                for row_id, (status, error) in rendered.ended.items()
+                if row_id in claimed
+            ]
+            if ended:
+                await session.execute(update(LedgerRow), ended)
+            await add_events(
+                session,
+                [(c, None) for row_id, c in rendered.commands.items() if row_id in claimed],
+            )
             await report_progress(session, campaign_id)
-            return len(rows), next_at
+            return len(claimed), next_at
 
-    async def _claim(
-        self, session: AsyncSession, campaign_id: str, size: int, moment: datetime
-    ) -> list[LedgerRow]:
-        claim = str(uuid.uuid4())
-        pending = (
-            select(LedgerRow.id)
+    async def _pending(self, session: AsyncSession, campaign_id: str, size: int) -> list[Any]:
+        """The next pending rows (on PostgreSQL locked, so other replicas skip them)."""
+        found = await session.execute(
+            select(LedgerRow.id, LedgerRow.contact_id, LedgerRow.address, LedgerRow.variant_id)
             .where(LedgerRow.campaign_id == campaign_id, LedgerRow.status == "pending")
             .order_by(LedgerRow.id)
             .limit(size)
-        )
-        if not self.db.is_sqlite:
-            pending = pending.with_for_update(skip_locked=True)
-        claimed = (
-            await session.scalars(
-                update(LedgerRow)
-                .where(LedgerRow.id.in_(pending.scalar_subquery()))
-                .values(status="queued", claim=claim, queued_at=moment)
-                .returning(LedgerRow.id)
-                .execution_options(synchronize_session=False)
-            )
-        ).all()
-        if not claimed:
-            return []
-        # By primary key: `claim` has no index, and a scan per batch grows with the ledger.
-        found = await session.scalars(
-            select(LedgerRow).where(LedgerRow.id.in_(claimed)).order_by(LedgerRow.id)
+            .with_for_update(skip_locked=True)
         )
         return list(found.all())
+
+    async def _claim(self, session: AsyncSession, ids: list[int], moment: datetime) -> set[int]:
+        """Rows still pending become queued under one claim id; a row changed since it was
+        read (suppressed by an unsubscribe, cancelled) is left alone and its message dropped."""
+        claimed = await session.scalars(
+            update(LedgerRow)
+            .where(LedgerRow.id.in_(ids), LedgerRow.status == "pending")
+            .values(status="queued", claim=str(uuid.uuid4()), queued_at=moment)
+            .returning(LedgerRow.id)
+            .execution_options(synchronize_session=False)
+        )
+        return set(claimed.all())
 
     async def _template(
         self, session: AsyncSession, variant_id: str, channel: str
@@ -125,6 +145,17 @@ class Sender:
         self, session: AsyncSession, campaign: Campaign, rows: list[LedgerRow]
     ) -> None:
         """Queue the commands of claimed rows (key per campaign and contact); unreachable ones end."""
+        rendered = await self.render_rows(session, campaign, rows)
+        for row in rows:
+            if row.id in rendered.ended:
+                row.status, row.error = rendered.ended[row.id]
+        await add_events(session, [(c, None) for c in rendered.commands.values()])
+
+    async def render_rows(
+        self, session: AsyncSession, campaign: Campaign, rows: Sequence[Any]
+    ) -> Rendered:
+        """The command of each row (id, contact_id, address, variant_id), in row order; rows
+        whose contact may no longer be messaged, or whose rendering failed, end instead."""
         contacts = {
             c.id: c
             for c in (
@@ -139,12 +170,14 @@ class Sender:
             if campaign.marketing_event_id
             else None
         )
-        commands: list[IntegrationEvent] = []
-        for row in rows:
+        rendered = Rendered()
+        for position, row in enumerate(rows):
+            if position and position % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             contact = contacts.get(row.contact_id)
             reason = _unreachable(contact, campaign.channel)
             if reason or contact is None:
-                row.status, row.error = "suppressed", reason
+                rendered.ended[row.id] = ("suppressed", reason)
                 continue
             assert row.variant_id is not None, "a pending row has its variant"
             template = await self._template(session, row.variant_id, campaign.channel)
@@ -160,19 +193,17 @@ class Sender:
                 message = template.render(context)
             except Exception as exc:  # a template that passed validation; never stop the batch
                 log.warning("campaign %s: rendering for %s failed", campaign.id, row.contact_id)
-                row.status, row.error = "failed", f"rendering failed: {exc}"[:500]
+                rendered.ended[row.id] = ("failed", f"rendering failed: {exc}"[:500])
                 continue
             key = message_key(campaign.id, row.contact_id)
             if campaign.channel == "sms":
-                commands.append(
-                    SendBulkSms(
-                        key=key,
-                        to=row.address,
-                        text=message.text,
-                        source_type="campaign",
-                        source_id=campaign.id,
-                        contact_id=row.contact_id,
-                    )
+                rendered.commands[row.id] = SendBulkSms(
+                    key=key,
+                    to=row.address,
+                    text=message.text,
+                    source_type="campaign",
+                    source_id=campaign.id,
+                    contact_id=row.contact_id,
                 )
                 continue
             html = message.html
@@ -180,20 +211,26 @@ class Sender:
                 html = self.links.track_html(
                     html, who, clicks=campaign.track_clicks, opens=campaign.track_opens
                 )
-            commands.append(
-                SendBulkEmail(
-                    key=key,
-                    to=row.address,
-                    subject=message.subject or campaign.name,
-                    body_text=message.text,
-                    body_html=html,
-                    source_type="campaign",
-                    source_id=campaign.id,
-                    unsubscribe_url=unsubscribe_url,
-                    contact_id=row.contact_id,
-                )
+            rendered.commands[row.id] = SendBulkEmail(
+                key=key,
+                to=row.address,
+                subject=message.subject or campaign.name,
+                body_text=message.text,
+                body_html=html,
+                source_type="campaign",
+                source_id=campaign.id,
+                unsubscribe_url=unsubscribe_url,
+                contact_id=row.contact_id,
             )
-        await add_events(session, [(c, None) for c in commands])
+        return rendered
+
+
+@dataclass
+class Rendered:
+    """A batch rendered: the command per row id, and the rows that end instead (status, error)."""
+
+    commands: dict[int, IntegrationEvent] = field(default_factory=dict)
+    ended: dict[int, tuple[str, str | None]] = field(default_factory=dict)
 
 
 def _unreachable(contact: Recipient | None, channel: str) -> str | None:

@@ -198,6 +198,9 @@ async def finish_if_done(session: AsyncSession, campaign_id: str) -> bool:
     still_open = exists().where(
         LedgerRow.campaign_id == campaign_id, LedgerRow.status.in_(OPEN_STATUSES)
     )
+    if await session.scalar(select(still_open)):
+        # Read first: the UPDATE takes SQLite's write lock, each second of a long send.
+        return False
     finished = await session.execute(
         update(Campaign)
         .where(

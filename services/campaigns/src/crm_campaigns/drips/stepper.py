@@ -131,8 +131,13 @@ async def advance_due(db: Database, settings: ServiceSettings, now: datetime | N
         )
         .order_by(DripEnrolment.due_at)
         .limit(BATCH)
-        .with_for_update(skip_locked=True)
     )
+    async with db.session() as session:
+        # A read first: the claim below takes SQLite's one write lock even when nothing
+        # is due, twice a second, in the way of a campaign's sender, relay and consumers.
+        if await session.scalar(due.limit(1)) is None:
+            return 0
+    due = due.with_for_update(skip_locked=True)
     async with db.transaction() as session:
         # The claim is the transaction's first statement: on SQLite it takes the write
         # lock at once; on PostgreSQL it locks the rows another replica then skips.
