@@ -9,10 +9,12 @@ export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 BIN := $(VENV)/bin
 # `make test` runs the unit and service tests in three workers (one file each at a time),
-# then the end-to-end tests alone: they start the whole system, kill processes and wait on
-# it, so they get the machine to themselves. PYTEST_ARGS goes to both runs.
+# then the end-to-end tests in two (each file starts whole systems of its own, kills
+# processes and waits on them, so they do not share the machine with the service tests).
+# PYTEST_ARGS goes to both runs.
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 3
+E2E_WORKERS ?= 2
 
 .PHONY: install run test test-fast lint format bench dlq reports-rebuild clean
 
@@ -32,7 +34,7 @@ run: install
 
 test: lint
 	$(BIN)/pytest -m "not e2e" -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
-	$(BIN)/pytest -m e2e $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: PYTEST_ARGS selected no e2e test
+	$(BIN)/pytest -m e2e -n $(E2E_WORKERS) --dist loadfile $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: PYTEST_ARGS selected no e2e test
 
 test-fast: install
 	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
