@@ -31,4 +31,8 @@ def serve(app_factory: str, settings: ServiceSettings) -> None:
         access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
+        # With WORKERS > 1 the supervisor replaces a worker that misses a health ping;
+        # a worker importing and migrating on a loaded machine can take longer than the
+        # default 5 s to answer its first one.
+        timeout_worker_healthcheck=30,
     )
