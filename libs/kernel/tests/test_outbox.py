@@ -11,13 +11,13 @@ import pytest
 from opentelemetry import trace
 from sqlalchemy import func, select, update
 
-from crm_kernel.bus import Bus, OutgoingMessage
+from crm_kernel.bus import Bus, OutgoingMessage, envelope_message
 from crm_kernel.contracts.contacts import ContactCreated
 from crm_kernel.db import Database
 from crm_kernel.events import Envelope, IntegrationEvent
-from crm_kernel.outbox import OutboxRelay, add_event
+from crm_kernel.outbox import OutboxRelay, add_event, add_event_data
 from crm_kernel.tables import outbox
-from crm_kernel.telemetry import setup_tracing
+from crm_kernel.telemetry import setup_tracing, trace_headers
 from crm_kernel.testing import Databases, NatsServer, wait_until
 
 OpenDb = Callable[..., Awaitable[Database]]
@@ -287,3 +287,42 @@ async def test_prune_forgets_rows_published_long_ago_but_never_pending_ones(
         left = (await session.execute(select(outbox.c.id).order_by(outbox.c.id))).scalars()
         assert list(left) == [2, 3, 4]
     assert await pending_rows(db) == 1
+
+
+async def test_prepared_event_data_is_stored_exactly_as_the_event_model_would_be(
+    open_db: OpenDb,
+) -> None:
+    db = await open_db()
+    events = [
+        contact_created(1),
+        contact_created(2).model_copy(update={"email": "ünï@example.com"}),
+    ]
+    sent = [("subject-1", None), (None, "someone")]
+    async with db.transaction() as session:
+        for event, (subject, actor) in zip(events, sent, strict=True):
+            data = event.model_dump(mode="json")
+            await add_event_data(session, ContactCreated, [(data, subject)], actor=actor)
+    async with db.session() as session:
+        rows = (await session.execute(select(outbox).order_by(outbox.c.id))).all()
+
+    assert len(rows) == 2
+    for row, event, (subject, actor) in zip(rows, events, sent, strict=True):
+        written = Envelope.from_bytes(row.payload)
+        # The kernel's own envelope and message for the same event, id and time.
+        expected = event.envelope(subject=subject, actor=actor).model_copy(
+            update={"id": row.event_id, "time": written.time}
+        )
+        message = envelope_message(expected, trace_headers())
+        assert (row.subject, row.payload, row.headers) == (
+            message.subject,
+            message.payload,
+            dict(message.headers),
+        )
+
+
+async def test_prepared_data_of_an_undeclared_type_is_refused(open_db: OpenDb) -> None:
+    db = await open_db()
+    with pytest.raises(ValueError, match="not a declared contract"):
+        async with db.transaction() as session:
+            await add_event_data(session, ContactArchived, [({"id": "c0"}, None)])
+    assert await pending_rows(db) == 0

@@ -97,7 +97,7 @@ async def test_static_segment_members_by_id_and_filter_with_events(
     assert await member_ids(api, segment["id"], auth()) == {b, theirs}
 
     found = await wait_for_events(
-        events, 4, "crm.contacts.segment.created", "crm.contacts.segment.members_changed"
+        events, 5, "crm.contacts.segment.created", "crm.contacts.segment.members_changed"
     )
     assert found[0].type == "crm.contacts.segment.created"
     assert found[0].data["kind"] == "static" and found[0].data["owner_id"] == rep

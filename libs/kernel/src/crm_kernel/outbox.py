@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+from pydantic import TypeAdapter
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +18,7 @@ from crm_kernel.bus import Bus, OutgoingMessage, acks_of, envelope_message
 from crm_kernel.contracts import all_types
 from crm_kernel.db import OUTBOX_WRITTEN, Database
 from crm_kernel.events import Envelope, IntegrationEvent
+from crm_kernel.ids import new_id
 from crm_kernel.tables import outbox
 from crm_kernel.telemetry import trace_headers
 
@@ -23,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # Built once: a statement with parameters skips SQLAlchemy's per-call construction.
 _INSERT = insert(outbox)
+# Times in JSON as the envelope model writes them.
+_JSON_TIME = TypeAdapter(datetime)
 
 
 async def add_event(
@@ -74,6 +79,63 @@ async def add_events(
     await session.execute(_INSERT, rows)
     session.info[OUTBOX_WRITTEN] = True
     return envelopes
+
+
+async def add_event_data(
+    session: AsyncSession,
+    kind: type[IntegrationEvent],
+    items: Sequence[tuple[dict[str, Any], str | None]],
+    *,
+    actor: str | None = None,
+) -> None:
+    """`add_events` for (data, subject) pairs whose data is already the event in JSON form.
+
+    For bulk writers that build the data from rows they just wrote (valid by
+    construction): an event model, an envelope model and their dumps per row cost
+    more than the row's own insert. The outbox row is byte for byte what
+    `add_events` writes for the same event (a test holds them equal).
+    """
+    if kind.type not in all_types():
+        raise ValueError(f"{kind.type}: not a declared contract (crm_kernel.contracts)")
+    headers = trace_headers()
+    now = datetime.now(UTC)
+    stamp = _JSON_TIME.dump_python(now, mode="json")
+    source = f"/{kind.type.split('.')[1]}"
+    rows = []
+    for data, subject in items:
+        event_id = str(new_id())
+        envelope = {
+            "specversion": "1.0",
+            "id": event_id,
+            "type": kind.type,
+            "source": source,
+            "subject": subject,
+            "time": stamp,
+            "datacontenttype": "application/json",
+            "actor": actor,
+            "dataversion": kind.schema_version,
+            "data": data,
+        }
+        # As Envelope.to_bytes: what the envelope does not know is left out.
+        for optional in ("subject", "actor"):
+            if envelope[optional] is None:
+                del envelope[optional]
+        rows.append(
+            {
+                "event_id": event_id,
+                "subject": kind.type,
+                "payload": orjson.dumps(envelope),
+                "headers": {
+                    "Nats-Msg-Id": event_id,
+                    "Content-Type": "application/cloudevents+json",
+                    **headers,
+                },
+                "created_at": now,
+            }
+        )
+    if rows:
+        await session.execute(_INSERT, rows)
+        session.info[OUTBOX_WRITTEN] = True
 
 
 class OutboxRelay:

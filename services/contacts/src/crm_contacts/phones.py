@@ -24,9 +24,10 @@ from crm_kernel.problems import Unprocessable
 _INTERNATIONAL = re.compile(r"\+\d[\d ()\-.]{6,24}")
 _SEPARATORS = re.compile(r"[ ()\-.]")
 # The number types whose patterns make a number valid (phonenumbers' _number_type_helper).
+# Any one matching will do, so the common ones go first (most numbers stop at one pattern).
 _TYPES = (
-    "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
-    "voicemail", "fixed_line", "mobile",
+    "mobile", "fixed_line", "premium_rate", "toll_free", "shared_cost", "voip",
+    "personal_number", "pager", "uan", "voicemail",
 )  # fmt: skip
 Desc = tuple[frozenset[int], re.Pattern[str]]
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from crm_contacts.imports import csvfile, service
+from crm_contacts.imports import csvfile, service, worker
 from crm_contacts.imports.importer import POLICIES
 from crm_contacts.imports.schemas import DryRunReport, ImportRead
 from crm_kernel.app import DatabaseDep
@@ -105,6 +105,7 @@ async def start_import(
     job = await service.queue(
         db=db, principal=principal, file=file, mapping=columns, policy=duplicate_policy
     )
+    worker.job_queued(db)
     response.headers["Location"] = f"{request.url.path}/{job.id}"
     return job
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from crm_contacts.common import utcnow
 from crm_contacts.imports import csvfile
@@ -115,7 +116,8 @@ async def queue(
 
 async def get_job(*, db: Database, principal: Principal, job_id: str) -> ImportRead:
     """A job's progress, for whoever started it and for admins (404 for anyone else)."""
-    query: Any = select(ImportJob).where(ImportJob.id == job_id)
+    # Not the stored file: a client polls this several times a second while it runs.
+    query: Any = select(ImportJob).options(defer(ImportJob.content)).where(ImportJob.id == job_id)
     if not principal.is_admin:
         query = query.where(ImportJob.actor_id == principal.user_id)
     async with db.session() as session:

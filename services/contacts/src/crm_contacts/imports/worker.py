@@ -11,7 +11,9 @@ imported twice, none is lost. The batch that finishes a job also emits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -34,9 +36,10 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 POLL_SECONDS = 0.5
 SQLITE_PAUSE_SECONDS = 0.05
-# PostgreSQL takes bigger batches: fewer round trips and commits, and other writers do
-# not wait on it (SQLite holds its one write lock for a whole batch, so it keeps BATCH).
-POSTGRESQL_BATCH_FACTOR = 5
+# Rows written per transaction: a commit (an fsync), the job's progress and the
+# look-ups are per batch, so bigger is faster; on SQLite other writers wait for one
+# batch (well under a second), far within their busy timeout.
+WRITE_BATCH_FACTOR = 5
 
 
 async def claim(db: Database, worker: str) -> str | None:
@@ -78,7 +81,7 @@ async def run_job(db: Database, job_id: str, worker: str, phone_region: str) -> 
     # and written with each batch (never re-reading the stored file).
     position, errors = job.processed, list(job.errors)
     counts = Counts(job.created, job.updated, job.skipped)
-    size = BATCH if db.is_sqlite else BATCH * POSTGRESQL_BATCH_FACTOR
+    size = BATCH * WRITE_BATCH_FACTOR
 
     while position < len(rows):
         batch = rows[position : position + size]
@@ -158,11 +161,27 @@ async def _announce(session: AsyncSession, job: ImportJob, processed: int, count
     await add_event(session, event, subject=job.id, actor=job.actor_id)
 
 
+# Per database (one per app): set when a job is queued through this replica, so its
+# worker starts at once instead of at its next poll (other replicas poll).
+_queued: weakref.WeakKeyDictionary[Database, asyncio.Event] = weakref.WeakKeyDictionary()
+
+
+def _queued_signal(db: Database) -> asyncio.Event:
+    return _queued.setdefault(db, asyncio.Event())
+
+
+def job_queued(db: Database) -> None:
+    """Wake this replica's worker for a job just queued."""
+    _queued_signal(db).set()
+
+
 async def run(runtime: Runtime) -> None:
     """Claim and run jobs for the life of the service."""
     worker = str(new_id())
     region: str = getattr(runtime.settings, "phone_region", "RU")
+    queued = _queued_signal(runtime.db)
     while True:
+        queued.clear()
         try:
             job_id = await claim(runtime.db, worker)
             if job_id is not None:
@@ -172,7 +191,8 @@ async def run(runtime: Runtime) -> None:
             raise
         except Exception:
             log.exception("import worker: a job failed; it is retried when its lease runs out")
-        await asyncio.sleep(POLL_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(queued.wait(), POLL_SECONDS)
 
 
 async def start(runtime: Runtime) -> None:
