@@ -12,9 +12,9 @@ look-ups, the contacts with their search index, audit rows and one
 
 Measured 2026-11-30 on this 2-core machine shared with other agents (details in
 services/contacts/README.md): before the batch-oriented writes, 183 s on SQLite
-(load 2-3) and 199 s on PostgreSQL (load 2-4); after, 18.9-21.6 s on SQLite
-(load 2-3) and 21.0-24.8 s on PostgreSQL (load 3-5), 26-38 s on either at load
-6-9. Target met on SQLite at low load, not yet on PostgreSQL.
+(load 2-3) and 199 s on PostgreSQL (load 2-4); after, with the kernel's
+garbage-collector tuning, 18.0 s on SQLite and 16.6 s on PostgreSQL (load ~3);
+26-38 s on either at load 6-9 before that tuning. Target met on both.
 
 Settings (environment):
   BENCH_IMPORT_ROWS     rows in the file (default 100,000; e.g. 10000 for a quick run)

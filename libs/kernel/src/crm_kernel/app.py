@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -93,6 +94,18 @@ async def _stop_tasks(tasks: Sequence[asyncio.Task[Any]]) -> None:
         )
 
 
+def _tune_garbage_collector() -> None:
+    """Collect less often, and leave what exists once the service is up out of the walks.
+
+    Bulk work (imports, campaign batches, event batches) makes many short-lived
+    objects: at the default first threshold (700) the collector runs thousands of
+    times a second there, and its older generations walk every module and model
+    the process loaded (10-25 % of an import's time, measured).
+    """
+    gc.set_threshold(50_000, 20, 20)
+    gc.freeze()
+
+
 def _report_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task %s died", task.get_name(), exc_info=task.exception())
@@ -168,6 +181,7 @@ def create_service_app(
             runtime.spawn(consumer.run(), f"consumer-{handlers.name}")
         for hook in on_startup:
             await hook(runtime)
+        _tune_garbage_collector()
         log.info("%s ready on %s:%s", settings.service_name, settings.host, settings.port)
         try:
             yield
