@@ -100,8 +100,12 @@ def _tune_garbage_collector() -> None:
     Bulk work (imports, campaign batches, event batches) makes many short-lived
     objects: at the default first threshold (700) the collector runs thousands of
     times a second there, and its older generations walk every module and model
-    the process loaded (10-25 % of an import's time, measured).
+    the process loaded (10-25 % of an import's time, measured). Once per process:
+    a frozen object is never collected, so a process starting many apps (tests)
+    must not freeze each one's leftovers.
     """
+    if gc.get_freeze_count():
+        return
     gc.set_threshold(50_000, 20, 20)
     gc.freeze()
 
