@@ -19,12 +19,13 @@ SMTP and the recorded outcome, all included; when every command was published
 and stored (intake) is printed too.
 
 Context: on the shared 2-core development machine (other benchmarks and
-tests beside it), 20,000 messages: 2 workers reached 1,253/s on SQLite against
-smtp-source's 20,835/s (6.0 %, load ~3; 658/s against 10,674/s at load ~8,
-when JetStream's fsynced publishing was the limit) and 1,002/s on PostgreSQL against
-22,561/s (4.4 %, load 2-3, limited by JetStream's fsynced publishing); one
-process on SQLite had reached 641/s (load ~7; 303/s in the first version), short
-of the target. Where the CPU goes: services/notifications/README.md.
+tests beside it), 20,000 messages: 2 workers reach 1,429-1,433/s on SQLite
+against smtp-source's ~22,000/s (6.3-6.5 %, load 2-3; 1,174-1,249/s before the
+webhook consumer skipped the delivery events no subscription wants) and
+1,275/s on PostgreSQL (5.7 %, load ~3, limited by JetStream's fsynced
+publishing; 1,093/s before), short of the target; at load ~8 SQLite fell to
+658/s. One process on SQLite had reached 641/s (load ~7; 303/s in the first
+version). Where the CPU goes: services/notifications/README.md.
 """
 
 from __future__ import annotations

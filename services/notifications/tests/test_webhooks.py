@@ -18,11 +18,12 @@ from crm_kernel.bus import Bus
 from crm_kernel.contracts.contacts import ContactCreated, TaskOverdue
 from crm_kernel.contracts.notifications import SendWebhook
 from crm_kernel.db import Database
+from crm_kernel.tables import inbox
 from crm_kernel.testing import issue_token, serve_in_process, wait_until
 from crm_notifications.main import create_app
 from crm_notifications.models import WebhookAttempt, WebhookDelivery
 from crm_notifications.testing import WebhookEndpoint, settings_for
-from crm_notifications.webhooks import signature
+from crm_notifications.webhooks import fanout, signature
 from crm_notifications.webhooks.sender import Job, WebhookSender
 from crm_notifications.webhooks.targets import TargetRefused, check_target
 
@@ -133,6 +134,55 @@ async def test_matching_events_are_signed_retried_logged_and_replayed(
         assert unknown.status_code == 404
         assert (await api.delete(f"/webhooks/{hook['id']}")).status_code == 204
         assert (await api.get(f"/webhooks/{hook['id']}")).status_code == 404
+
+
+async def test_only_wanted_events_are_recorded_and_a_redelivery_is_one_delivery(
+    db_url: str, nats_url: str, tmp_dir: Path, bus: Bus, db: Database
+) -> None:
+    settings = settings_for(db_url, nats_url, tmp_dir, CRM_WEBHOOKS_ALLOW_PRIVATE=True)
+    async with (
+        WebhookEndpoint() as endpoint,
+        serve_in_process(create_app(settings)) as base_url,
+        admin_client(base_url) as api,
+    ):
+        created = await api.post(
+            "/webhooks", json={"url": endpoint.url, "event_types": ["crm.contacts.contact.*"]}
+        )
+        assert created.status_code == 201, created.text
+        # Same stream, published first: handled before (or with) the contact.
+        await bus.publish(
+            TaskOverdue(
+                id=str(uuid.uuid4()),
+                title="Call",
+                due_at="2026-11-29T10:00:00+00:00",
+                assignee_id=str(uuid.uuid4()),
+                status="open",
+                version=1,
+                created_at="2026-11-29T09:00:00+00:00",
+                updated_at="2026-11-29T09:00:00+00:00",
+            ).envelope()
+        )
+        contact = contact_created().envelope()
+        await bus.publish(contact)
+        await wait_until(lambda: endpoint.received, timeout=30, message="the webhook delivery")
+
+        # Events no subscription wants leave no inbox row; one that arrives
+        # again is one delivery (the unique subscription and event id pair).
+        async with db.transaction() as session:
+            await fanout.fan_out(session, [contact])
+        async with db.session() as session:
+            deliveries = (
+                await session.scalars(
+                    select(WebhookDelivery.id).where(WebhookDelivery.event_id == contact.id)
+                )
+            ).all()
+            inbox_rows = (
+                await session.scalars(
+                    select(inbox.c.event_id).where(inbox.c.consumer == fanout.CONSUMER_NAME)
+                )
+            ).all()
+        assert len(deliveries) == 1
+        assert inbox_rows == [contact.id]
 
 
 async def test_failing_endpoint_is_retried_then_failed_in_the_log(

@@ -45,6 +45,8 @@ from crm_kernel.telemetry import consumer_spans
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=IntegrationEvent)
+# Picks, inside a batch's transaction, the events worth handling.
+Select = Callable[[AsyncSession, list[Envelope]], Awaitable[list[Envelope]]]
 
 
 @dataclass
@@ -71,10 +73,16 @@ class Registration:
 
 
 class Handlers:
-    """The events one consumer (a durable name) handles, by type."""
+    """The events one consumer (a durable name) handles, by type.
 
-    def __init__(self, name: str):
+    For a consumer that reads many events and acts on few, `select` picks the
+    events worth handling; the others are acked untouched (no span, no parsing
+    into their schema, no inbox row: a redelivery asks `select` again).
+    """
+
+    def __init__(self, name: str, *, select: Select | None = None):
         self.name = name
+        self.select = select
         self.by_type: dict[str, Registration] = {}
 
     def _register(
@@ -252,8 +260,9 @@ class Consumer:
         try:
             try:
                 async with asyncio.timeout(self.batch_timeout), self.db.transaction() as session:
-                    await self._apply(session, fresh)
-                    await inbox.record(session, self.name, (e.id for _, e in fresh))
+                    selected = await self._selected(session, fresh)
+                    await self._apply(session, selected)
+                    await inbox.record(session, self.name, (e.id for _, e in selected))
             except Exception as exc:
                 if len(fresh) == 1:
                     await self._failed(*fresh[0], exc)
@@ -278,8 +287,9 @@ class Consumer:
         try:
             async with asyncio.timeout(self.batch_timeout), self.db.transaction() as session:
                 if not await inbox.processed_ids(session, self.name, [envelope.id]):
-                    await self._apply(session, [(msg, envelope)])
-                    await inbox.record(session, self.name, [envelope.id])
+                    selected = await self._selected(session, [(msg, envelope)])
+                    await self._apply(session, selected)
+                    await inbox.record(session, self.name, (e.id for _, e in selected))
         except IntegrityError as exc:
             # Another replica applied it meanwhile (its inbox row won): done.
             async with self.db.session() as session:
@@ -290,6 +300,14 @@ class Consumer:
             await self._failed(msg, envelope, exc)
             return
         await _ack([msg])
+
+    async def _selected(
+        self, session: AsyncSession, items: list[tuple[Msg, Envelope]]
+    ) -> list[tuple[Msg, Envelope]]:
+        if self.handlers.select is None:
+            return items
+        wanted = {e.id for e in await self.handlers.select(session, [e for _, e in items])}
+        return [(msg, envelope) for msg, envelope in items if envelope.id in wanted]
 
     async def _apply(self, session: AsyncSession, items: Sequence[tuple[Msg, Envelope]]) -> None:
         """Run the handlers in delivery order; a batch handler takes each run of its type."""
