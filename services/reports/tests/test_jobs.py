@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from crm_kernel.auth import Role
 from crm_kernel.bus import Bus
@@ -21,6 +21,7 @@ from crm_kernel.db import Database
 from crm_kernel.events import Envelope
 from crm_kernel.testing import TEST_JWT_SECRET, issue_token, serve_in_process, wait_until
 from crm_reports.main import create_app
+from crm_reports.models import ContactScore
 from crm_reports.scoring.service import publish_changes
 from crm_reports.settings import ReportsSettings
 from crm_reports.testing import Pipeline, caught_up, journey, user
@@ -184,3 +185,72 @@ async def test_weekly_report_reaches_each_head_once_per_week_with_two_replicas(
                 return len(await stream_messages(bus, "CRM_NOTIFICATIONS_COMMANDS")) == 4
 
             await wait_until(four, message="the on-demand report to both heads")
+
+
+async def test_scores_share_ties_and_rank_money_within_the_main_currency(
+    db_url: str, nats_url: str, tmp_dir: Path, bus: Bus
+) -> None:
+    config = settings(db_url, nats_url, tmp_dir, REPORTS_SCORING_INTERVAL_SECONDS=0)
+    anna, c1, c2, c3, c4 = (str(uuid.uuid4()) for _ in range(5))
+
+    def sale(contact: str, days_ago: float, amount: str, currency: str = "RUB") -> list[Any]:
+        start = NOW - timedelta(days=days_ago + 1)
+        return journey(
+            PIPELINE,
+            str(uuid.uuid4()),
+            anna,
+            [(OPEN, 0), (WON, 1)],
+            start=start,
+            amount=amount,
+            currency=currency,
+            contact_id=contact,
+        )
+
+    sales = [
+        *sale(c1, 10, "100.00"),
+        *sale(c1, 5, "100.00"),
+        *sale(c2, 5, "200.00"),  # won at the same time as c1's last: the same recency
+        *sale(c3, 30, "50.00", "USD"),
+        # Two USD deals against one RUB deal: USD is c4's main currency, revenue 20.00.
+        *sale(c4, 40, "10.00", "USD"),
+        *sale(c4, 50, "10.00", "USD"),
+        *sale(c4, 60, "500.00"),
+    ]
+    async with serve_in_process(create_app(config)) as base_url:
+        for event in [PIPELINE.created(NOW), *sales]:
+            await bus.publish(event.envelope())
+        await wait_until(lambda: caught_up(bus, "CRM_DEALS"), message="deals applied")
+        db = Database(db_url)
+        try:
+            assert await publish_changes(db, config, "run-1") == 4
+            async with db.session() as session:
+                stored = {
+                    row.contact_id: (
+                        row.recency,
+                        row.frequency,
+                        row.monetary,
+                        row.revenue_to_date,
+                        row.currency,
+                    )
+                    for row in (await session.execute(select(ContactScore))).scalars()
+                }
+        finally:
+            await db.dispose()
+        async with httpx.AsyncClient(base_url=f"{base_url}/api/v1") as client:
+            response = await client.get(
+                "/reports/rfm",
+                headers={"Authorization": f"Bearer {issue_token(Role.ADMIN)}"},
+            )
+    # Recency, oldest first: c4, c3, then c1 and c2 together; frequency: c2 and c3 (one win),
+    # c1 (two), c4 (three); money: c1 and c2 tie in RUB, c4 trails c3 in USD.
+    assert stored == {
+        c1: (3, 3, 1, "200.00", "RUB"),
+        c2: (3, 1, 1, "200.00", "RUB"),
+        c3: (2, 1, 3, "50.00", "USD"),
+        c4: (1, 4, 1, "20.00", "USD"),
+    }
+    reported = {
+        r["contact_id"]: (r["recency"], r["frequency"], r["monetary"])
+        for r in response.json()["customers"]
+    }
+    assert reported == {c: scores[:3] for c, scores in stored.items()}

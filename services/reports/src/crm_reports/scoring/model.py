@@ -1,4 +1,4 @@
-"""The RFM and CLV model (pure: won deals in, scores out).
+"""The RFM and CLV model (the ranking runs in SQL: `scoring/service.py`).
 
 Customers are the contacts with at least one won deal. Over all customers:
 
@@ -13,13 +13,14 @@ Customers are the contacts with at least one won deal. Over all customers:
   horizon years x recency score / 5, where the yearly rate is won deals per year
   since the first win (at least one year counted): a customer who went quiet
   is expected to buy less.
+
+Only the CLV depends on the time of scoring: the scores rank customers, and
+time moves every customer's recency alike, so scores change only when won
+deals do.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -52,12 +53,6 @@ class Score:
         )
 
 
-def quintile(value: float, population: list[float]) -> int:
-    """1 + floor(5 x share of `population` (sorted, worse first) strictly below `value`)."""
-    worse = bisect_left(population, value)
-    return min(5, 1 + (5 * worse) // len(population))
-
-
 def group(r: int, f: int, m: int) -> str:
     if r >= 4 and f >= 4 and m >= 4:
         return "champions"
@@ -72,49 +67,37 @@ def group(r: int, f: int, m: int) -> str:
     return "potential"
 
 
-def score_customers(
-    wins: Iterable[tuple[str, datetime, Decimal, str]], as_of: datetime, horizon_years: int
-) -> dict[str, Score]:
-    """Scores of every customer from their won deals (contact, closed at, amount, currency)."""
-    deals: dict[str, list[tuple[datetime, Decimal, str]]] = defaultdict(list)
-    for contact, closed_at, amount, currency in wins:
-        deals[contact].append((closed_at, amount, currency))
-    facts = {}
-    for contact, won in deals.items():
-        by_currency: dict[str, list[Decimal]] = defaultdict(list)
-        for _, amount, currency in won:
-            by_currency[currency].append(amount)
-        currency = max(by_currency, key=lambda c: (len(by_currency[c]), sum(by_currency[c]), c))
-        first = min(w[0] for w in won)
-        last = max(w[0] for w in won)
-        revenue = sum(by_currency[currency], Decimal(0))
-        facts[contact] = (currency, first, last, len(won), revenue, len(by_currency[currency]))
-    # Sorted worse first: recency negated (older is worse).
-    recencies = sorted(-(as_of - f[2]).total_seconds() for f in facts.values())
-    frequencies = sorted(float(f[3]) for f in facts.values())
-    monetary: dict[str, list[float]] = defaultdict(list)
-    for f in facts.values():
-        monetary[f[0]].append(float(f[4]))
-    for values in monetary.values():
-        values.sort()
-    scores = {}
-    for contact, (currency, first, last, count, revenue, in_currency) in facts.items():
-        r = quintile(-(as_of - last).total_seconds(), recencies)
-        fq = quintile(float(count), frequencies)
-        m = quintile(float(revenue), monetary[currency])
-        years = max((as_of - first).total_seconds() / DAY / 365.25, 1.0)
-        average = revenue / in_currency
-        future = average * Decimal(count / years) * horizon_years * Decimal(r) / 5
-        scores[contact] = Score(
-            contact_id=contact,
-            recency=r,
-            frequency=fq,
-            monetary=m,
-            rfm_group=group(r, fq, m),
-            currency=currency,
-            revenue_to_date=revenue.quantize(CENT),
-            predicted_clv=(revenue + future).quantize(CENT),
-            deals_won=count,
-            last_won_at=last,
-        )
-    return scores
+@dataclass(frozen=True)
+class Customer:
+    """A customer's won deals summed up, and their 1-5 scores (ranked over all customers)."""
+
+    contact_id: str
+    currency: str
+    revenue: Decimal
+    in_currency: int
+    deals_won: int
+    first_won_at: datetime
+    last_won_at: datetime
+    recency: int
+    frequency: int
+    monetary: int
+
+
+def score(customer: Customer, as_of: datetime, horizon_years: int) -> Score:
+    """The customer's group, revenue to date and predicted CLV as of `as_of`."""
+    c = customer
+    years = max((as_of - c.first_won_at).total_seconds() / DAY / 365.25, 1.0)
+    average = c.revenue / c.in_currency
+    future = average * Decimal(c.deals_won / years) * horizon_years * Decimal(c.recency) / 5
+    return Score(
+        contact_id=c.contact_id,
+        recency=c.recency,
+        frequency=c.frequency,
+        monetary=c.monetary,
+        rfm_group=group(c.recency, c.frequency, c.monetary),
+        currency=c.currency,
+        revenue_to_date=c.revenue.quantize(CENT),
+        predicted_clv=(c.revenue + future).quantize(CENT),
+        deals_won=c.deals_won,
+        last_won_at=c.last_won_at,
+    )

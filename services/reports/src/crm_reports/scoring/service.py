@@ -9,44 +9,121 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import BigInteger, Integer, String, Table, bindparam, column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.app import Runtime
 from crm_kernel.auth import Principal
 from crm_kernel.contracts.reports import ContactScored
-from crm_kernel.db import Database, upsert
-from crm_kernel.outbox import add_event
+from crm_kernel.db import Database, UtcDateTime
+from crm_kernel.outbox import add_events
+from crm_reports.aggregates import dialect_insert
 from crm_reports.jobs import claim
 from crm_reports.models import ContactFact, ContactScore, DealFact
 from crm_reports.overview.schemas import MoneyTotal
 from crm_reports.scope import Filters, visible_owners
-from crm_reports.scoring.model import Score, score_customers
+from crm_reports.scoring.model import Customer, Score, score
 from crm_reports.scoring.schemas import Segment
 from crm_reports.settings import ReportsSettings
 from crm_reports.stats import money
 
 log = logging.getLogger(__name__)
 SCORES = cast(Table, ContactScore.__table__)
+# Scores written (and stored ones read) per statement: within SQLite's bound-variable limit.
+CHUNK = 500
+
+
+# Every customer with their 1-5 scores, ranked in the database: the base never
+# travels to Python, and the work runs off the event loop (asyncpg's server
+# process, aiosqlite's thread), so reports keep answering while it runs. Ranks
+# are exact: rank() - 1 is the number of customers strictly worse; revenue is
+# summed in integer units of 0.0001 (SQLite would add floats). `{changed}`: the
+# job keeps only customers whose published scores may differ from `contact_scores`
+# (a stored revenue within 0.004 of the new one rounds to the same cent).
+CUSTOMERS = """
+WITH per_currency AS (
+    SELECT contact_id, currency, count(*) AS deals,
+           sum(CAST(round(amount * 10000) AS BIGINT)) AS units,
+           min(closed_at) AS first_won_at, max(closed_at) AS last_won_at
+    FROM rm_deals
+    WHERE status = 'won' AND contact_id IS NOT NULL AND amount IS NOT NULL
+      AND closed_at <= :as_of
+    GROUP BY contact_id, currency
+), customers AS (
+    SELECT contact_id, currency, deals AS in_currency, units,
+           sum(deals) OVER per_contact AS deals_won,
+           min(first_won_at) OVER per_contact AS first_won_at,
+           max(last_won_at) OVER per_contact AS last_won_at,
+           row_number() OVER (
+               PARTITION BY contact_id ORDER BY deals DESC, units DESC, currency DESC
+           ) AS main
+    FROM per_currency
+    WINDOW per_contact AS (PARTITION BY contact_id)
+), scored AS (
+    SELECT contact_id, currency, in_currency, units, deals_won, first_won_at, last_won_at,
+           1 + 5 * (rank() OVER (ORDER BY last_won_at) - 1) / count(*) OVER () AS recency,
+           1 + 5 * (rank() OVER (ORDER BY deals_won) - 1) / count(*) OVER () AS frequency,
+           1 + 5 * (rank() OVER (PARTITION BY currency ORDER BY units) - 1)
+               / count(*) OVER (PARTITION BY currency) AS monetary
+    FROM customers
+    WHERE main = 1
+)
+SELECT scored.contact_id, scored.currency, units, in_currency, deals_won,
+       first_won_at, last_won_at, scored.recency, scored.frequency, scored.monetary
+FROM scored
+{changed}
+"""
+CHANGED = """
+LEFT JOIN contact_scores AS stored ON stored.contact_id = scored.contact_id
+WHERE stored.contact_id IS NULL
+   OR stored.recency <> scored.recency OR stored.frequency <> scored.frequency
+   OR stored.monetary <> scored.monetary OR stored.currency <> scored.currency
+   OR abs(CAST(stored.revenue_to_date AS NUMERIC) * 10000 - units) >= 40
+"""
+
+
+async def customers(
+    session: AsyncSession, as_of: datetime, *, changed_only: bool = False
+) -> list[Customer]:
+    """Every customer as of `as_of` (or those whose scores may have changed since stored)."""
+    statement = (
+        text(CUSTOMERS.format(changed=CHANGED if changed_only else ""))
+        .bindparams(bindparam("as_of", as_of, type_=UtcDateTime()))
+        .columns(
+            column("contact_id", String()),
+            column("currency", String()),
+            column("units", BigInteger()),
+            column("in_currency", Integer()),
+            column("deals_won", Integer()),
+            column("first_won_at", UtcDateTime()),
+            column("last_won_at", UtcDateTime()),
+            column("recency", Integer()),
+            column("frequency", Integer()),
+            column("monetary", Integer()),
+        )
+    )
+    return [
+        Customer(
+            contact_id=row.contact_id,
+            currency=row.currency,
+            revenue=Decimal(int(row.units)).scaleb(-4),
+            in_currency=int(row.in_currency),
+            deals_won=int(row.deals_won),
+            first_won_at=row.first_won_at,
+            last_won_at=row.last_won_at,
+            recency=int(row.recency),
+            frequency=int(row.frequency),
+            monetary=int(row.monetary),
+        )
+        for row in (await session.execute(statement)).all()
+    ]
 
 
 async def all_scores(
     session: AsyncSession, as_of: datetime, horizon_years: int
 ) -> dict[str, Score]:
     """Every customer's scores over the whole base (quintiles need everyone)."""
-    wins = select(
-        DealFact.contact_id, DealFact.closed_at, DealFact.amount, DealFact.currency
-    ).where(
-        DealFact.status == "won",
-        DealFact.contact_id.is_not(None),
-        DealFact.closed_at <= as_of,
-        DealFact.amount.is_not(None),
-    )
-    rows = [
-        (contact, closed_at, Decimal(amount or 0), currency)
-        for contact, closed_at, amount, currency in cast(Any, (await session.execute(wins)).all())
-    ]
-    return score_customers(rows, as_of, horizon_years)
+    return {c.contact_id: score(c, as_of, horizon_years) for c in await customers(session, as_of)}
 
 
 async def visible_scores(
@@ -79,28 +156,36 @@ async def publish_changes(db: Database, settings: ReportsSettings, slot: str) ->
 
     The claim, the new scores and the outbox rows commit together: a crash
     leaves the slot unclaimed (it runs again), a second replica finds it claimed.
+    Only the customers the database finds possibly changed come to Python.
     """
     now = datetime.now(UTC)
+    published = 0
     async with db.transaction() as session:
         if not await claim(session, "contact-scores", slot):
             return None
-        scores = await all_scores(session, now, settings.clv_horizon_years)
-        stored = {
-            row.contact_id: (
-                row.recency,
-                row.frequency,
-                row.monetary,
-                row.rfm_group,
-                row.revenue_to_date,
-                row.currency,
-            )
-            for row in (await session.execute(select(ContactScore))).scalars()
-        }
-        changed = [s for s in scores.values() if stored.get(s.contact_id) != s.published_part()]
-        for s in changed:
-            await upsert(
-                session,
-                SCORES,
+        candidates = await customers(session, now, changed_only=True)
+        for start in range(0, len(candidates), CHUNK):
+            scores = [
+                score(c, now, settings.clv_horizon_years) for c in candidates[start : start + CHUNK]
+            ]
+            stored = {
+                row.contact_id: (
+                    row.recency,
+                    row.frequency,
+                    row.monetary,
+                    row.rfm_group,
+                    row.revenue_to_date,
+                    row.currency,
+                )
+                for row in await session.execute(
+                    select(SCORES).where(SCORES.c.contact_id.in_([s.contact_id for s in scores]))
+                )
+            }
+            changed = [s for s in scores if stored.get(s.contact_id) != s.published_part()]
+            if not changed:
+                continue
+            published += len(changed)
+            rows = [
                 {
                     "contact_id": s.contact_id,
                     "recency": s.recency,
@@ -111,34 +196,37 @@ async def publish_changes(db: Database, settings: ReportsSettings, slot: str) ->
                     "predicted_clv": str(s.predicted_clv),
                     "currency": s.currency,
                     "scored_at": now,
-                },
-                key=["contact_id"],
-                update=[
-                    "recency",
-                    "frequency",
-                    "monetary",
-                    "rfm_group",
-                    "revenue_to_date",
-                    "predicted_clv",
-                    "currency",
-                    "scored_at",
+                }
+                for s in changed
+            ]
+            insert = dialect_insert(session)(SCORES).values(rows)
+            await session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[SCORES.c.contact_id],
+                    set_={c: insert.excluded[c] for c in rows[0] if c != "contact_id"},
+                )
+            )
+            await add_events(
+                session,
+                [
+                    (
+                        ContactScored(
+                            contact_id=s.contact_id,
+                            recency=s.recency,
+                            frequency=s.frequency,
+                            monetary=s.monetary,
+                            rfm_group=s.rfm_group,
+                            revenue_to_date=str(s.revenue_to_date),
+                            predicted_clv=str(s.predicted_clv),
+                            currency=s.currency,
+                            as_of=now.isoformat(),
+                        ),
+                        None,
+                    )
+                    for s in changed
                 ],
             )
-            await add_event(
-                session,
-                ContactScored(
-                    contact_id=s.contact_id,
-                    recency=s.recency,
-                    frequency=s.frequency,
-                    monetary=s.monetary,
-                    rfm_group=s.rfm_group,
-                    revenue_to_date=str(s.revenue_to_date),
-                    predicted_clv=str(s.predicted_clv),
-                    currency=s.currency,
-                    as_of=now.isoformat(),
-                ),
-            )
-    return len(changed)
+    return published
 
 
 async def scoring_loop(runtime: Runtime) -> None:
