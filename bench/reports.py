@@ -214,18 +214,22 @@ DEAL_COLUMNS = [
 ]
 STAY_COLUMNS = ["deal_id", "stage_id", "pipeline_id", "entered_at", "left_at", "owner_id", "days"]
 STAGE_LAYOUT = {s: (p, k) for s, _, p, _, k in STAGES}
-DAY_COLUMNS = [*KEY, *COUNTERS]
-MIX_COLUMNS = [*MIX_KEY, *MIX_COUNTERS]
-FUNNEL_COLUMNS = [*FUNNEL_KEY, *FUNNEL_COUNTERS]
-TOTALS_COLUMNS = [*TOTALS_KEY, *COUNTERS]
-LENGTHS_COLUMNS = [*LENGTHS_KEY, "stays"]
-CYCLES_COLUMNS = [*CYCLES_KEY, "won"]
-FUNNEL_DAYS_COLUMNS = [*FUNNEL_DAYS_KEY, *FUNNEL_DAYS_COUNTERS]
-MONTHS_COLUMNS = [*MONTHS_KEY, *COUNTERS]
-MIX_MONTHS_COLUMNS = [*MIX_MONTHS_KEY, *MIX_COUNTERS]
-FUNNEL_MONTHS_COLUMNS = [*FUNNEL_MONTHS_KEY, *FUNNEL_DAYS_COUNTERS]
-LENGTH_DAYS_COLUMNS = [*LENGTH_DAYS_KEY, "stays"]
-LENGTH_MONTHS_COLUMNS = [*LENGTH_MONTHS_KEY, "stays"]
+# Every aggregate the service keeps: its name in `contribution`/`stays_part`, its
+# table, key and counters (loaded straight, as the service would have summed them).
+AGGREGATES = [
+    ("days", "rm_deal_days", KEY, COUNTERS),
+    ("mix", "rm_deal_mix", MIX_KEY, MIX_COUNTERS),
+    ("totals", "rm_deal_totals", TOTALS_KEY, COUNTERS),
+    ("funnel", "rm_funnel_facts", FUNNEL_KEY, FUNNEL_COUNTERS),
+    ("lengths", "rm_stay_lengths", LENGTHS_KEY, ("stays",)),
+    ("cycles", "rm_deal_cycles", CYCLES_KEY, ("won",)),
+    ("funnel_days", "rm_funnel_days", FUNNEL_DAYS_KEY, FUNNEL_DAYS_COUNTERS),
+    ("months", "rm_deal_months", MONTHS_KEY, COUNTERS),
+    ("mix_months", "rm_deal_mix_months", MIX_MONTHS_KEY, MIX_COUNTERS),
+    ("funnel_months", "rm_funnel_months", FUNNEL_MONTHS_KEY, FUNNEL_DAYS_COUNTERS),
+    ("length_days", "rm_stay_length_days", LENGTH_DAYS_KEY, ("stays",)),
+    ("length_months", "rm_stay_length_months", LENGTH_MONTHS_KEY, ("stays",)),
+]
 
 
 class Rows:
@@ -246,58 +250,17 @@ class Rows:
                 row = sums[target]
                 for name, value in part.items():
                     row[name] = row.get(name, 0) + value
-        self.days = [
-            (*key, *(row.get(c, 0) for c in COUNTERS))
-            for (table, key), row in sums.items()
-            if table == "days"
-        ]
-        self.mix = [
-            (*key, *(row.get(c, 0) for c in MIX_COUNTERS))
-            for (table, key), row in sums.items()
-            if table == "mix"
-        ]
-        self.totals = [
-            (*key, *(row.get(c, 0) for c in COUNTERS))
-            for (table, key), row in sums.items()
-            if table == "totals"
-        ]
-        self.funnel = [
-            (*key, *(row.get(c, 0) for c in FUNNEL_COUNTERS))
-            for (table, key), row in sums.items()
-            if table == "funnel"
-        ]
-        self.cycles = [
-            (*key, row["won"]) for (table, key), row in sums.items() if table == "cycles"
-        ]
-        self.lengths = [
-            (*key, row["stays"]) for (table, key), row in sums.items() if table == "lengths"
-        ]
-        self.funnel_days = [
-            (*key, *(row.get(c, 0) for c in FUNNEL_DAYS_COUNTERS))
-            for (table, key), row in sums.items()
-            if table == "funnel_days"
-        ]
-        self.months = [
-            (*key, *(row.get(c, 0) for c in COUNTERS))
-            for (table, key), row in sums.items()
-            if table == "months"
-        ]
-        self.mix_months = [
-            (*key, *(row.get(c, 0) for c in MIX_COUNTERS))
-            for (table, key), row in sums.items()
-            if table == "mix_months"
-        ]
-        self.length_days = [
-            (*key, row["stays"]) for (table, key), row in sums.items() if table == "length_days"
-        ]
-        self.length_months = [
-            (*key, row["stays"]) for (table, key), row in sums.items() if table == "length_months"
-        ]
-        self.funnel_months = [
-            (*key, *(row.get(c, 0) for c in FUNNEL_DAYS_COUNTERS))
-            for (table, key), row in sums.items()
-            if table == "funnel_months"
-        ]
+        by_name: dict[str, list[tuple[tuple[Any, ...], dict[str, Any]]]] = defaultdict(list)
+        for (name, key), row in sums.items():
+            by_name[name].append((key, row))
+        # table -> (columns, rows)
+        self.aggregates: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {
+            table: (
+                [*key_columns, *counters],
+                [(*key, *(row.get(c, 0) for c in counters)) for key, row in by_name[name]],
+            )
+            for name, table, key_columns, counters in AGGREGATES
+        }
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -323,18 +286,7 @@ def load_sqlite(path: str, rows: Rows) -> None:
         ),
         ("rm_deals", DEAL_COLUMNS, rows.deals),
         ("rm_stage_stays", STAY_COLUMNS, rows.stays),
-        ("rm_deal_days", DAY_COLUMNS, rows.days),
-        ("rm_deal_mix", MIX_COLUMNS, rows.mix),
-        ("rm_deal_totals", TOTALS_COLUMNS, rows.totals),
-        ("rm_funnel_facts", FUNNEL_COLUMNS, rows.funnel),
-        ("rm_stay_lengths", LENGTHS_COLUMNS, rows.lengths),
-        ("rm_deal_cycles", CYCLES_COLUMNS, rows.cycles),
-        ("rm_funnel_days", FUNNEL_DAYS_COLUMNS, rows.funnel_days),
-        ("rm_deal_months", MONTHS_COLUMNS, rows.months),
-        ("rm_deal_mix_months", MIX_MONTHS_COLUMNS, rows.mix_months),
-        ("rm_funnel_months", FUNNEL_MONTHS_COLUMNS, rows.funnel_months),
-        ("rm_stay_length_days", LENGTH_DAYS_COLUMNS, rows.length_days),
-        ("rm_stay_length_months", LENGTH_MONTHS_COLUMNS, rows.length_months),
+        *((table, columns, data) for table, (columns, data) in rows.aggregates.items()),
     ]
     connection.execute("PRAGMA cache_size=-1000000")  # 1 GB: index builds sort in memory
     for table, columns, data in tables:
@@ -374,40 +326,8 @@ async def load_postgres(url: str, rows: Rows) -> None:
         await connection.copy_records_to_table(
             "rm_stage_stays", records=rows.stays, columns=STAY_COLUMNS
         )
-        await connection.copy_records_to_table(
-            "rm_deal_days", records=rows.days, columns=DAY_COLUMNS
-        )
-        await connection.copy_records_to_table("rm_deal_mix", records=rows.mix, columns=MIX_COLUMNS)
-        await connection.copy_records_to_table(
-            "rm_deal_totals", records=rows.totals, columns=TOTALS_COLUMNS
-        )
-        await connection.copy_records_to_table(
-            "rm_funnel_facts", records=rows.funnel, columns=FUNNEL_COLUMNS
-        )
-        await connection.copy_records_to_table(
-            "rm_stay_lengths", records=rows.lengths, columns=LENGTHS_COLUMNS
-        )
-        await connection.copy_records_to_table(
-            "rm_deal_cycles", records=rows.cycles, columns=CYCLES_COLUMNS
-        )
-        await connection.copy_records_to_table(
-            "rm_funnel_days", records=rows.funnel_days, columns=FUNNEL_DAYS_COLUMNS
-        )
-        await connection.copy_records_to_table(
-            "rm_deal_months", records=rows.months, columns=MONTHS_COLUMNS
-        )
-        await connection.copy_records_to_table(
-            "rm_deal_mix_months", records=rows.mix_months, columns=MIX_MONTHS_COLUMNS
-        )
-        await connection.copy_records_to_table(
-            "rm_funnel_months", records=rows.funnel_months, columns=FUNNEL_MONTHS_COLUMNS
-        )
-        await connection.copy_records_to_table(
-            "rm_stay_length_days", records=rows.length_days, columns=LENGTH_DAYS_COLUMNS
-        )
-        await connection.copy_records_to_table(
-            "rm_stay_length_months", records=rows.length_months, columns=LENGTH_MONTHS_COLUMNS
-        )
+        for table, (columns, data) in rows.aggregates.items():
+            await connection.copy_records_to_table(table, records=data, columns=columns)
         # As autovacuum leaves a settled table: statistics and the visibility map (index-only scans).
         await connection.execute("VACUUM ANALYZE")
     finally:
@@ -635,7 +555,7 @@ async def main_async(folder: Path, tmp: Path) -> tuple[Path, Path]:
             rows = Rows()
             print(
                 f"generated {len(rows.deals):,} deals, {len(rows.stays):,} stage stays, "
-                f"{len(rows.days):,} day aggregates in {time.perf_counter() - started:.1f}s"
+                f"{len(rows.aggregates['rm_deal_days'][1]):,} day aggregates in {time.perf_counter() - started:.1f}s"
             )
             if postgres:
                 await postgres_database(base, name)
