@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, func, select
+from sqlalchemy import ColumnElement, Float, Select, func, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -126,3 +128,16 @@ def median_by(key: Any, value: Any, *conditions: Any) -> Select[Any]:
         .where(ranked.c.value.is_not(None), ranked.c.rank.in_(middle))
         .group_by(ranked.c.key)
     )
+
+
+async def mean_of_middles(
+    session: AsyncSession, lookups: Sequence[Select[Any]]
+) -> dict[Any, float]:
+    """Run `(key, value)` look-ups of middle-ranked rows as one UNION ALL: each key's
+    median is its one middle value (odd count) or the mean of its two (even count)."""
+    if not lookups:
+        return {}
+    values: dict[Any, list[float]] = defaultdict(list)
+    for key, value in (await session.execute(union_all(*lookups))).all():
+        values[key].append(float(value))
+    return {key: sum(v) / len(v) for key, v in values.items()}

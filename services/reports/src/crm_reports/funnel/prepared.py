@@ -13,7 +13,7 @@ from collections import defaultdict
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, exists, func, literal, select, union_all
+from sqlalchemy import Select, and_, case, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.auth import Principal
@@ -31,7 +31,7 @@ from crm_reports.aggregates import (
 from crm_reports.funnel.facts import DEALS, MICROSECOND, STAGES, STAYS
 from crm_reports.models import FunnelFact, StageStay, StayLength
 from crm_reports.scope import Filters
-from crm_reports.stats import bucket, in_bucket, middle_ranks, unindexed
+from crm_reports.stats import bucket, in_bucket, mean_of_middles, middle_ranks, unindexed
 
 # stage -> (entered, moved on, won, onward, average days)
 Counts = dict[str, tuple[int, int, int, int, float | None]]
@@ -82,12 +82,7 @@ async def all_time_medians(
         for stage, counts in buckets.items()
         for index, offset in middle_ranks(counts)
     ]
-    if not lookups:
-        return {}
-    values: dict[str, list[float]] = defaultdict(list)
-    for stage, days in (await session.execute(union_all(*lookups))).all():
-        values[stage].append(float(days))
-    return {stage: sum(v) / len(v) for stage, v in values.items()}
+    return await mean_of_middles(session, lookups)
 
 
 def _nth(
@@ -375,12 +370,7 @@ async def period_medians(
             .subquery()
         )
         lookups.append(select(literal(stage).label("stage"), rows.c.days))
-    if not lookups:
-        return {}
-    values: dict[str, list[float]] = defaultdict(list)
-    for stage, days in (await session.execute(union_all(*lookups))).all():
-        values[stage].append(float(days))
-    return {stage: sum(v) / len(v) for stage, v in values.items()}
+    return await mean_of_middles(session, lookups)
 
 
 async def _histogram_medians(
@@ -429,9 +419,4 @@ async def _histogram_medians(
                 .subquery()
             )
             lookups.append(select(literal(stage).label("stage"), row.c.days))
-    if not lookups:
-        return {}
-    values: dict[str, list[float]] = defaultdict(list)
-    for stage, days in (await session.execute(union_all(*lookups))).all():
-        values[stage].append(float(days))
-    return {stage: sum(v) / len(v) for stage, v in values.items()}
+    return await mean_of_middles(session, lookups)

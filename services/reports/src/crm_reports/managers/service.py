@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import func, literal, select, text, union_all
+from sqlalchemy import func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.auth import Principal
@@ -28,7 +28,15 @@ from crm_reports.managers.schemas import ManagerRow, ManagersRead
 from crm_reports.models import ActivityFact, DealCycle, DealFact, DealTotal, TaskFact
 from crm_reports.overview.schemas import MoneyTotal
 from crm_reports.scope import Filters
-from crm_reports.stats import BOUNDS, CENT, median_by, middle_ranks, ratio, unindexed
+from crm_reports.stats import (
+    BOUNDS,
+    CENT,
+    mean_of_middles,
+    median_by,
+    middle_ranks,
+    ratio,
+    unindexed,
+)
 
 
 def deal_scope(filters: Filters, principal: Principal) -> Any:
@@ -96,19 +104,22 @@ async def _walked_median_cycles(
         *filters.pipeline(DealFact.pipeline_id),
     )
     middles = [
-        select(literal(i).label("i"), DealFact.cycle_days)
+        select(DealFact.cycle_days)
         .where(DealFact.owner_id == owner, *conditions)
         .order_by(DealFact.cycle_days)
         .limit(2 - n % 2)
         .offset((n - 1) // 2)
         .subquery()
-        for i, (owner, n) in enumerate(picks)
+        for owner, n in picks
     ]
-    walk = union_all(*(select(m.c.i, m.c.cycle_days) for m in middles))
-    values: dict[str, list[float]] = defaultdict(list)
-    for i, days in (await session.execute(walk)).all():
-        values[picks[i][0]].append(float(days))
-    return {owner: round(sum(v) / len(v), 3) for owner, v in values.items()}
+    medians = await mean_of_middles(
+        session,
+        [
+            select(literal(owner).label("owner"), m.c.cycle_days)
+            for (owner, _), m in zip(picks, middles, strict=True)
+        ],
+    )
+    return {owner: round(days, 3) for owner, days in medians.items()}
 
 
 async def all_time_median_cycles(
