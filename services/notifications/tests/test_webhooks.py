@@ -48,6 +48,20 @@ def contact_created() -> ContactCreated:
     )
 
 
+def task_overdue() -> TaskOverdue:
+    """An event of the contacts stream that a `crm.contacts.contact.*` filter does not take."""
+    return TaskOverdue(
+        id=str(uuid.uuid4()),
+        title="Call",
+        due_at="2026-11-29T10:00:00+00:00",
+        assignee_id=str(uuid.uuid4()),
+        status="open",
+        version=1,
+        created_at="2026-11-29T09:00:00+00:00",
+        updated_at="2026-11-29T09:00:00+00:00",
+    )
+
+
 async def test_matching_events_are_signed_retried_logged_and_replayed(
     db_url: str, nats_url: str, tmp_dir: Path, bus: Bus
 ) -> None:
@@ -75,18 +89,7 @@ async def test_matching_events_are_signed_retried_logged_and_replayed(
         contact = contact_created().envelope()
         await bus.publish(contact)
         # Not matching the filter: never delivered.
-        await bus.publish(
-            TaskOverdue(
-                id=str(uuid.uuid4()),
-                title="Call",
-                due_at="2026-11-29T10:00:00+00:00",
-                assignee_id=str(uuid.uuid4()),
-                status="open",
-                version=1,
-                created_at="2026-11-29T09:00:00+00:00",
-                updated_at="2026-11-29T09:00:00+00:00",
-            ).envelope()
-        )
+        await bus.publish(task_overdue().envelope())
         await wait_until(lambda: endpoint.received, timeout=30, message="the webhook delivery")
         headers, body = endpoint.received[0]
         assert headers["X-CRM-Event-Id"] == contact.id
@@ -150,18 +153,7 @@ async def test_only_wanted_events_are_recorded_and_a_redelivery_is_one_delivery(
         )
         assert created.status_code == 201, created.text
         # Same stream, published first: handled before (or with) the contact.
-        await bus.publish(
-            TaskOverdue(
-                id=str(uuid.uuid4()),
-                title="Call",
-                due_at="2026-11-29T10:00:00+00:00",
-                assignee_id=str(uuid.uuid4()),
-                status="open",
-                version=1,
-                created_at="2026-11-29T09:00:00+00:00",
-                updated_at="2026-11-29T09:00:00+00:00",
-            ).envelope()
-        )
+        await bus.publish(task_overdue().envelope())
         contact = contact_created().envelope()
         await bus.publish(contact)
         await wait_until(lambda: endpoint.received, timeout=30, message="the webhook delivery")

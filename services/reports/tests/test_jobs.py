@@ -59,6 +59,22 @@ async def stream_messages(bus: Bus, stream: str) -> list[Envelope]:
     ]
 
 
+def won_sale(
+    owner: str, contact: str, days_ago: float, amount: str, currency: str = "RUB"
+) -> list[Any]:
+    """A deal of `contact`'s opened a day before it was won, `days_ago` days before NOW."""
+    return journey(
+        PIPELINE,
+        str(uuid.uuid4()),
+        owner,
+        [(OPEN, 0), (WON, 1)],
+        start=NOW - timedelta(days=days_ago + 1),
+        amount=amount,
+        currency=currency,
+        contact_id=contact,
+    )
+
+
 async def test_scores_are_published_once_per_run_and_only_when_they_change(
     db_url: str, nats_url: str, tmp_dir: Path, bus: Bus
 ) -> None:
@@ -67,16 +83,7 @@ async def test_scores_are_published_once_per_run_and_only_when_they_change(
     anna, c1, c2 = (str(uuid.uuid4()) for _ in range(3))
 
     def sale(contact: str, days_ago: float, amount: str) -> list[Any]:
-        start = NOW - timedelta(days=days_ago + 1)
-        return journey(
-            PIPELINE,
-            str(uuid.uuid4()),
-            anna,
-            [(OPEN, 0), (WON, 1)],
-            start=start,
-            amount=amount,
-            contact_id=contact,
-        )
+        return won_sale(anna, contact, days_ago, amount)
 
     async with serve_in_process(create_app(config)):
         for event in [PIPELINE.created(NOW), *sale(c1, 10, "900.00"), *sale(c2, 200, "100.00")]:
@@ -194,17 +201,7 @@ async def test_scores_share_ties_and_rank_money_within_the_main_currency(
     anna, c1, c2, c3, c4 = (str(uuid.uuid4()) for _ in range(5))
 
     def sale(contact: str, days_ago: float, amount: str, currency: str = "RUB") -> list[Any]:
-        start = NOW - timedelta(days=days_ago + 1)
-        return journey(
-            PIPELINE,
-            str(uuid.uuid4()),
-            anna,
-            [(OPEN, 0), (WON, 1)],
-            start=start,
-            amount=amount,
-            currency=currency,
-            contact_id=contact,
-        )
+        return won_sale(anna, contact, days_ago, amount, currency)
 
     sales = [
         *sale(c1, 10, "100.00"),
