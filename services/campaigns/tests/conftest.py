@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crm_campaigns.main import create_app
-from crm_campaigns.testing import User, api_client, new_user, settings_for
+from crm_campaigns.testing import User, new_user, settings_for
 from crm_kernel.auth import Role
 from crm_kernel.bus import Bus
 from crm_kernel.contracts.gateway import UserCreated
@@ -23,7 +23,7 @@ from crm_kernel.testing import serve_in_process, wait_until
 async def api(db_url: str, nats_url: str, tmp_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings_for(db_url, nats_url, tmp_dir))
     async with serve_in_process(app) as base_url:
-        async with api_client(f"{base_url}/api/v1") as client:
+        async with httpx.AsyncClient(base_url=f"{base_url}/api/v1", timeout=30) as client:
             yield client
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from sqlalchemy import update
 
 from crm_campaigns.campaigns.ab import VariantResult, choose_winner
@@ -17,7 +18,6 @@ from crm_campaigns.main import create_app
 from crm_campaigns.testing import (
     FakeNotifications,
     User,
-    api_client,
     audience_of,
     campaign_action,
     create_campaign,
@@ -59,7 +59,7 @@ async def test_ab_winner_goes_to_the_rest(
     settings = settings_for(db_url, nats_url, tmp_dir)
     notifications = FakeNotifications(nats_url)
     async with notifications.running(), serve_in_process(create_app(settings)) as base:
-        api = api_client(f"{base}/api/v1")
+        api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
         segment_id, _ = await audience_of(bus, db, 40)
         template = await create_template(api, marketer)
         campaign = await create_campaign(
@@ -111,7 +111,7 @@ async def test_scheduled_campaign_starts_once_with_two_replicas_after_a_restart(
     notifications = FakeNotifications(nats_url)
     async with notifications.running():
         async with serve_in_process(create_app(settings)) as base:
-            api = api_client(f"{base}/api/v1")
+            api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
             segment_id, contacts = await audience_of(bus, db, 30)
             template = await create_template(api, marketer)
             at = datetime.now(UTC) + timedelta(seconds=2)

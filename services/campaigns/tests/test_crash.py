@@ -16,7 +16,6 @@ import httpx
 from crm_campaigns.testing import (
     FakeNotifications,
     User,
-    api_client,
     audience_of,
     campaign_action,
     create_campaign,
@@ -73,7 +72,7 @@ async def test_kill_9_mid_send_sends_every_recipient_exactly_once(
     async with notifications.running():
         with service_process(db_url, nats_url, tmp_dir, port) as process:
             await wait_until(lambda: _healthy(base), timeout=60, message="service up")
-            async with api_client(f"{base}/api/v1") as api:
+            async with httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30) as api:
                 segment_id, contacts = await audience_of(bus, db, 400)
                 template = await create_template(api, marketer)
                 campaign = await create_campaign(

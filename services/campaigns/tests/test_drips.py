@@ -27,7 +27,6 @@ from crm_campaigns.main import create_app
 from crm_campaigns.recipients.models import Recipient
 from crm_campaigns.testing import (
     User,
-    api_client,
     contact_event,
     dynamic_segment,
     new_user,
@@ -55,7 +54,9 @@ async def _replicas(
             base = await stack.enter_async_context(
                 serve_in_process(create_app(settings_for(db_url, nats_url, tmp_dir)))
             )
-            clients.append(await stack.enter_async_context(api_client(base)))
+            clients.append(
+                await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=30))
+            )
         yield clients
 
 
@@ -405,7 +406,7 @@ async def test_kill_9_mid_step_sends_each_contact_the_step_once(
     base = f"http://127.0.0.1:{port}"
     with _service_process(db_url, nats_url, tmp_dir, port) as process:
         await wait_until(lambda: _ready(base), timeout=60, message="service up")
-        async with api_client(base) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             template = await _template(client, marketer, "Hello")
             sequence_id = await _sequence(
                 client,

@@ -15,7 +15,6 @@ from crm_campaigns.main import create_app
 from crm_campaigns.testing import (
     FakeNotifications,
     User,
-    api_client,
     audience_of,
     campaign_action,
     create_campaign,
@@ -50,7 +49,7 @@ async def test_exactly_one_message_per_recipient_across_pause_resume_and_restart
     notifications = FakeNotifications(nats_url)
     async with notifications.running():
         async with serve_in_process(create_app(settings), port) as base:
-            api = api_client(f"{base}/api/v1")
+            api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
             segment_id, contacts = await audience_of(bus, db, 300)
             template = await create_template(api, marketer)
             campaign = await create_campaign(
@@ -75,7 +74,7 @@ async def test_exactly_one_message_per_recipient_across_pause_resume_and_restart
         # The service stopped mid-campaign; a new process takes over from the database
         # and resumes exactly where the first stopped.
         async with serve_in_process(create_app(settings), port) as base:
-            api = api_client(f"{base}/api/v1")
+            api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
             assert (await _read(api, marketer, campaign["id"]))["status"] == "paused"
             await asyncio.sleep(0.3)  # a few sender rounds of the new process: still nothing
             assert len(notifications.commands) == handed
@@ -117,7 +116,7 @@ async def test_unsubscribe_during_sending_suppresses_and_cancel_stops_the_rest(
     settings = settings_for(db_url, nats_url, tmp_dir, CAMPAIGNS_SEND_BATCH_SIZE=10)
     notifications = FakeNotifications(nats_url)
     async with notifications.running(), serve_in_process(create_app(settings)) as base:
-        api = api_client(f"{base}/api/v1")
+        api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
         segment_id, _ = await audience_of(bus, db, 120)
         template = await create_template(api, marketer)
         campaign = await create_campaign(
@@ -160,7 +159,7 @@ async def test_unsubscribe_while_paused_suppresses_that_recipients_pending_messa
     settings = settings_for(db_url, nats_url, tmp_dir, CAMPAIGNS_SEND_BATCH_SIZE=10)
     notifications = FakeNotifications(nats_url)
     async with notifications.running(), serve_in_process(create_app(settings)) as base:
-        api = api_client(f"{base}/api/v1")
+        api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
         segment_id, contacts = await audience_of(bus, db, 40)
         template = await create_template(api, marketer)
         campaign = await create_campaign(

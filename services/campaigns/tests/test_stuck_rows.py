@@ -14,7 +14,6 @@ from crm_campaigns.main import create_app
 from crm_campaigns.testing import (
     FakeNotifications,
     User,
-    api_client,
     audience_of,
     campaign_action,
     create_campaign,
@@ -55,7 +54,7 @@ async def test_lost_commands_are_republished_with_their_key_then_failed(
     # Plays a notifications service that loses every command (no delivery report).
     notifications = FakeNotifications(nats_url, report=False)
     async with notifications.running(), serve_in_process(create_app(settings)) as base:
-        api = api_client(f"{base}/api/v1")
+        api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
         segment_id, contacts = await audience_of(bus, db, 3)
         lost = await _campaign(api, marketer, segment_id)
         await wait_until(lambda: _sent(db, lost), timeout=60, message="campaign completes")

@@ -18,7 +18,6 @@ from crm_campaigns.recipients.models import Suppression
 from crm_campaigns.testing import (
     FakeNotifications,
     User,
-    api_client,
     audience_of,
     campaign_action,
     create_campaign,
@@ -54,7 +53,7 @@ async def test_unique_and_total_opens_clicks_deals_and_roi(
     settings = settings_for(db_url, nats_url, tmp_dir)
     notifications = FakeNotifications(nats_url)
     async with notifications.running(), serve_in_process(create_app(settings)) as base:
-        api = api_client(f"{base}/api/v1")
+        api = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
         segment_id, contacts = await audience_of(bus, db, 4)
         template = await create_template(api, marketer)
         campaign = await create_campaign(

@@ -189,6 +189,10 @@ async def serve_in_process(app: Any, port: int | None = None) -> AsyncIterator[s
             log_level="warning",
             loop="none",
             access_log=False,
+            # Longer than a client keeps an idle connection (httpx: 5 s). At uvicorn's
+            # 5 s a request after a ~5 s wait could go out on the connection the server
+            # was closing at that moment (httpx.ReadError under load).
+            timeout_keep_alive=60,
         )
     )
     task = asyncio.create_task(server.serve())

@@ -55,22 +55,6 @@ def new_user(role: Role, *team_ids: str) -> User:
     return User(str(uuid.uuid4()), role, tuple(team_ids))
 
 
-# uvicorn closes a keep-alive connection after 5 s idle (`timeout_keep_alive`) and httpx
-# keeps one for 5 s too (`keepalive_expiry`): a request after a pause of about 5 s (a test
-# waiting for the sender) could go out on the connection the server was closing at that
-# moment and fail with httpx.ReadError. Idle connections are dropped well before the server's.
-CLIENT_KEEPALIVE_SECONDS = 1.0
-
-
-def api_client(base_url: str, *, timeout: float = 30) -> httpx.AsyncClient:
-    """An HTTP client for a test server that never reuses a connection the server may be closing."""
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=timeout,
-        limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_SECONDS),
-    )
-
-
 def settings_for(db_url: str, nats_url: str, tmp_dir: Path, **extra: Any) -> CampaignsSettings:
     values: dict[str, Any] = {
         "DATABASE_URL": db_url,
