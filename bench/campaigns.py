@@ -6,8 +6,8 @@ accepted by a local `smtp-sink`, at least 1,000 messages/s, beside the raw
 
 Always measured: the campaigns service alone (in this process), from `POST
 /send` (snapshot of the audience into the ledger, rendering with tracking
-links, outbox, relay) to the last `SendBulkEmail` stored in the notifications
-bulk stream. With `smtp-sink`/`smtp-source` (Debian package postfix) also: the
+links, outbox, relay) to the last `SendBulkEmails` command stored in the
+notifications bulk stream. With `smtp-sink`/`smtp-source` (Debian package postfix) also: the
 notifications service as its own process (`crm-notifications`, as deployed)
 delivering to `smtp-sink`, from `POST /send` to the last notification recorded
 `sent`; the campaigns service then also takes the delivery reports back.
@@ -44,11 +44,13 @@ import httpx
 import nats
 from sqlalchemy import func, insert, select
 
+from crm_campaigns.campaigns.models import LedgerRow
 from crm_campaigns.main import create_app
 from crm_campaigns.recipients.models import Recipient, Segment, SegmentMember
 from crm_campaigns.settings import CampaignsSettings
 from crm_kernel.auth import TokenKeys
 from crm_kernel.db import Database
+from crm_kernel.tables import outbox
 from crm_kernel.testing import NatsServer, free_port, issue_token, serve_in_process, wait_until
 
 SECRET = "bench-secret-0123456789abcdef0123456789"  # noqa: S105 - a throwaway bench key
@@ -102,14 +104,22 @@ async def seed(db: Database, count: int) -> str:
     return segment_id
 
 
-async def bulk_stream_size(nats_url: str) -> int:
-    """Commands ever stored in the bulk stream (a work queue: consumed ones are removed)."""
-    nc = await nats.connect(nats_url)
-    try:
-        info = await nc.jetstream().stream_info("CRM_NOTIFICATIONS_BULK_COMMANDS")
-        return int(info.state.last_seq)
-    finally:
-        await nc.close()
+async def all_handed_over(db: Database, campaign_id: str) -> bool:
+    """Every ledger row queued and every command in the bulk stream (the outbox is empty).
+
+    A `SendBulkEmails` carries many recipients, so the stream's message count says
+    little; the campaign's own records say when the last one was stored.
+    """
+    async with db.session() as session:
+        pending = await session.scalar(
+            select(func.count())
+            .select_from(LedgerRow)
+            .where(LedgerRow.campaign_id == campaign_id, LedgerRow.status == "pending")
+        )
+        unpublished = await session.scalar(
+            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+        )
+    return pending == 0 and unpublished == 0
 
 
 async def jetstream_rate(nats_url: str, count: int) -> float:
@@ -292,7 +302,7 @@ async def run(count: int, tmp: Path, nats_url: str, smtp_port: int | None) -> di
             figures["snapshot_s"] = time.monotonic() - started
 
             async def all_queued() -> bool:
-                return await bulk_stream_size(nats_url) >= count
+                return await all_handed_over(db, campaign["id"])
 
             if notifications_db is None:
                 await wait_until(all_queued, timeout=3600, interval=0.2, message="all queued")

@@ -10,6 +10,7 @@ says so and stops. Settings (environment):
   BENCH_WORKERS       worker processes of the service sharing the queue, as
                       replicas or WORKERS=n would run (default 2, one per core)
   BENCH_CONCURRENCY   sends and SMTP connections per worker (default 40)
+  BENCH_PROFILE       a path: each worker process writes its cProfile to <path>.<pid>
   BENCH_DATABASE_URL  a PostgreSQL server (postgresql://...): a fresh database is
                       created on it and dropped afterwards; default SQLite
 The nats-server is the bench's own. The commands are rendered first; the
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
 import multiprocessing
 import os
 import shutil
@@ -49,7 +51,7 @@ from sqlalchemy import func, insert, make_url, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_kernel.bus import Bus, envelope_message
-from crm_kernel.contracts.notifications import SendBulkEmail
+from crm_kernel.contracts.notifications import BulkEmail, bulk_email_commands
 from crm_kernel.db import Database
 from crm_kernel.testing import (
     TEST_JWT_SECRET,
@@ -76,17 +78,15 @@ def personalised(index: int) -> tuple[str, str, str]:
     return f"Offers for {name}", text, html
 
 
-def bulk_email(campaign: str, index: int) -> SendBulkEmail:
+def bulk_email(campaign: str, index: int) -> BulkEmail:
     subject, text, html = personalised(index)
-    return SendBulkEmail(
+    return BulkEmail(
         key=f"{campaign}:{index}",
         to=f"r{index}@example.org",
         subject=subject,
         body_text=text,
         body_html=html,
         unsubscribe_url=f"https://crm.example.com/public/u/{campaign}-{index}",
-        source_type="campaign",
-        source_id=campaign,
     )
 
 
@@ -119,7 +119,13 @@ def run_worker(settings: dict[str, Any], ready: Any, stop: Any) -> None:
             ready.set()
             await asyncio.to_thread(stop.wait)
 
-    asyncio.run(serve())
+    profile = os.environ.get("BENCH_PROFILE")
+    if not profile:
+        asyncio.run(serve())
+        return
+    with cProfile.Profile() as profiler:
+        asyncio.run(serve())
+    profiler.dump_stats(f"{profile}.{os.getpid()}")
 
 
 @contextlib.contextmanager
@@ -202,11 +208,14 @@ async def workers_rate(
                     ],
                 )
             campaign = str(uuid.uuid4())
-            # Rendered before the clock starts, as campaigns' sender does before it commits.
-            messages = [envelope_message(bulk_email(campaign, i).envelope()) for i in range(count)]
+            # Rendered before the clock starts, as campaigns' sender does before it commits,
+            # and put in `SendBulkEmails` commands the same way (as many as fit one).
+            emails = (bulk_email(campaign, i) for i in range(count))
+            commands = bulk_email_commands(emails, source_type="campaign", source_id=campaign)
+            messages = [envelope_message(c.envelope()) for c in commands]
             started = time.monotonic()
             # In batches with every ack in flight, as campaigns' outbox relay publishes them.
-            for chunk in range(0, count, 500):
+            for chunk in range(0, len(messages), 500):
                 results = await bus.publish_batch(messages[chunk : chunk + 500])
                 if errors := [r for r in results if isinstance(r, BaseException)]:
                     raise RuntimeError(f"publishing failed: {errors[0]!r}")

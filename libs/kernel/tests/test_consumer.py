@@ -11,7 +11,14 @@ from nats.js.errors import NotFoundError
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
 
 from crm_kernel.bus import Bus, envelope_message
-from crm_kernel.consumer import BatchContext, Consumer, EventContext, Handlers, PoisonMessage
+from crm_kernel.consumer import (
+    BATCH_BYTES,
+    BatchContext,
+    Consumer,
+    EventContext,
+    Handlers,
+    PoisonMessage,
+)
 from crm_kernel.contracts import DEAD_LETTER_STREAM
 from crm_kernel.contracts.contacts import ContactCreated
 from crm_kernel.db import Database
@@ -283,6 +290,28 @@ async def test_batch_handler_gets_the_events_of_a_batch_together_in_order(
     assert [key for call in calls for key in call] == keys
     assert max(len(call) for call in calls) > 1
     assert await applications(db) == dict.fromkeys(keys, 1)
+
+
+async def test_large_messages_are_applied_a_few_per_transaction_not_a_whole_fetch(
+    open_db: OpenDb, bus: Bus, spawn: Spawn
+) -> None:
+    """A command carrying many recipients is large: a batch of 256 would be one huge transaction."""
+    db = await open_db(toy)
+    keys = [f"big{i:02}" for i in range(12)]
+    padding = "x" * 700_000
+    await bus.publish_batch(
+        [envelope_message(Tick(key=k, padding=padding).envelope()) for k in keys]
+    )
+    handlers, calls = batch_handlers()
+    spawn(Consumer(db, bus, handlers).run())
+
+    async def all_applied() -> bool:
+        return await applications(db) == dict.fromkeys(keys, 1)
+
+    await wait_until(all_applied, message="every large event applied")
+    assert [key for call in calls for key in call] == keys
+    # About BATCH_BYTES (4 MiB) per transaction: five of these at most, never all twelve.
+    assert max(len(call) for call in calls) <= BATCH_BYTES // len(padding)
 
 
 async def test_batch_handler_failing_on_one_event_still_applies_the_others_once(

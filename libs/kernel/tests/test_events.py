@@ -71,3 +71,26 @@ def test_older_schema_keeps_fields_a_newer_producer_added() -> None:
     assert read.model_extra == {"currency": "EUR"}
     # Passing the event on does not lose what this consumer does not know.
     assert read.model_dump(mode="json")["currency"] == "EUR"
+
+
+def test_bulk_emails_fill_few_commands_each_within_the_nats_payload_limit() -> None:
+    from crm_kernel.contracts.notifications import (
+        MAX_BULK_EMAILS_BYTES,
+        BulkEmail,
+        bulk_email_commands,
+    )
+
+    # ~10 KB each in Cyrillic (2 bytes a letter) and HTML quotes (escaped in JSON).
+    body = 'Привет, <a href="https://shop.example/x">читатель</a>. ' * 180
+    emails = [
+        BulkEmail(key=f"c:{i}", to=f"r{i}@example.org", subject="Новости", body_text=body)
+        for i in range(300)
+    ]
+    commands = bulk_email_commands(emails, source_type="campaign", source_id="c")
+    assert [e.key for c in commands for e in c.emails] == [e.key for e in emails]
+    assert len(commands) < len(emails) / 10
+    for command in commands:
+        assert command.source_id == "c"
+        # The whole envelope on the wire, under NATS's default 1 MiB max_payload.
+        assert len(command.envelope().to_bytes()) < 1024 * 1024
+        assert len(command.model_dump_json()) <= MAX_BULK_EMAILS_BYTES + 1024

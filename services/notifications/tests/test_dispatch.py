@@ -18,7 +18,12 @@ import crm_notifications
 from crm_kernel.auth import Role
 from crm_kernel.bus import Bus
 from crm_kernel.contracts.contacts import ConsentChanged
-from crm_kernel.contracts.notifications import SendBulkEmail, SendEmail
+from crm_kernel.contracts.notifications import (
+    BulkEmail,
+    SendBulkEmail,
+    SendEmail,
+    bulk_email_commands,
+)
 from crm_kernel.db import Database
 from crm_kernel.migrate import migrate, service_migrations
 from crm_kernel.testing import TEST_JWT_SECRET, free_port, issue_token, serve_in_process, wait_until
@@ -317,6 +322,79 @@ async def test_bulk_message_to_a_contact_who_withdrew_consent_after_queuing_is_s
     finally:
         controller.stop()
         await db.dispose()
+
+
+async def test_campaign_emails_batched_in_one_command_each_go_out_once_with_its_source(
+    db_url: str, nats_url: str, tmp_dir: Path, bus: Bus
+) -> None:
+    """`SendBulkEmails` carries many recipients in one stream message (one fsync, one ack)."""
+    port = free_port()
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    db = Database(db_url)
+    addresses = [f"reader{i}@example.com" for i in range(25)]
+    emails = [
+        BulkEmail(
+            key=f"campaign:9:c{i}",
+            to=address,
+            subject=f"News for reader {i}",
+            body_text=f"Hello reader {i}",
+            contact_id=f"c{i}",
+        )
+        for i, address in enumerate(addresses)
+    ]
+    # A small size limit, so the 25 e-mails need several commands.
+    commands = bulk_email_commands(emails, source_type="campaign", source_id="9", max_bytes=2_000)
+    assert 1 < len(commands) < len(emails)
+    try:
+        async with serve_in_process(create_app(settings(db_url, nats_url, tmp_dir, port))):
+            for i, address in enumerate(addresses[:-1]):  # the last one never consented
+                await bus.publish(
+                    ConsentChanged(
+                        contact_id=f"c{i}",
+                        channel="email",
+                        granted=True,
+                        source="form",
+                        changed_at="2026-11-01T10:00:00+00:00",
+                        email=address,
+                    ).envelope()
+                )
+            await wait_until(
+                lambda: _consents(db, len(addresses) - 1), message="consents replicated"
+            )
+            for command in commands:
+                await bus.publish(command.envelope())
+            # A producer's retry under new event ids: each e-mail keeps its key, so nothing more.
+            await bus.publish(commands[0].envelope())
+            await wait_until(
+                lambda: _events(bus, "crm.notifications.delivery.sent", len(addresses) - 1),
+                timeout=30,
+                message="every consenting reader sent",
+            )
+            last = await wait_until(
+                lambda: _status(db, emails[-1].key, "suppressed"), message="no consent"
+            )
+            await asyncio.sleep(0.5)  # time for a duplicate, if one were coming
+        assert sorted(m["To"] for m in inbox.messages) == sorted(addresses[:-1])
+        assert {m["Subject"] for m in inbox.messages} == {f"News for reader {i}" for i in range(24)}
+        first = await notification(db, emails[0].key)
+        assert first is not None
+        assert (first.category, first.source_type, first.source_id, first.contact_id) == (
+            "bulk",
+            "campaign",
+            "9",
+            "c0",
+        )
+        assert last.last_error == "no marketing consent"
+    finally:
+        controller.stop()
+        await db.dispose()
+
+
+async def _consents(db: Database, count: int) -> bool:
+    async with db.session() as session:
+        return len((await session.execute(select(Consent))).all()) == count
 
 
 async def _consent_is(db: Database, granted: bool) -> bool:

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -43,6 +43,10 @@ from crm_kernel.events import Envelope, IntegrationEvent
 from crm_kernel.telemetry import consumer_spans
 
 log = logging.getLogger(__name__)
+
+# About how many bytes of messages one batch (one transaction) takes: small events
+# come `batch_size` at a time, large commands (many recipients each) a few at a time.
+BATCH_BYTES = 4 * 1024 * 1024
 
 E = TypeVar("E", bound=IntegrationEvent)
 # Picks, inside a batch's transaction, the events worth handling.
@@ -206,10 +210,11 @@ class Consumer:
 
     async def _run_stream(self, stream: str) -> None:
         subscription = await self.bus.js.pull_subscribe_bind(self.name, stream)
+        size = 1  # until the first messages tell how large they are
         while True:
             try:
                 # Short polls: a pull request dies with a restarted server, so ask again soon.
-                messages = await subscription.fetch(self.batch_size, timeout=2)
+                messages = await subscription.fetch(size, timeout=2)
             except (TimeoutError, NatsTimeoutError):
                 continue
             except asyncio.CancelledError:
@@ -218,8 +223,10 @@ class Consumer:
                 log.exception("%s: fetch from %s failed", self.name, stream)
                 await asyncio.sleep(1)
                 continue
+            size = _fetch_size(messages, self.batch_size)
             try:
-                await self.handle_batch(messages)
+                for batch in _by_bytes(messages):
+                    await self.handle_batch(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -385,6 +392,24 @@ class Consumer:
             error,
         )
         await _ack([msg])
+
+
+def _fetch_size(messages: Sequence[Msg], most: int) -> int:
+    """How many more messages like these make about `BATCH_BYTES` (at most `most`)."""
+    average = sum(len(m.data) for m in messages) / max(len(messages), 1)
+    return max(1, min(most, int(BATCH_BYTES / max(average, 1))))
+
+
+def _by_bytes(messages: Sequence[Msg]) -> Iterator[Sequence[Msg]]:
+    """Consecutive runs of about `BATCH_BYTES` each (at least one message): one transaction each."""
+    start, size = 0, 0
+    for end, msg in enumerate(messages):
+        if end > start and size + len(msg.data) > BATCH_BYTES:
+            yield messages[start:end]
+            start, size = end, 0
+        size += len(msg.data)
+    if start < len(messages):
+        yield messages[start:]
 
 
 async def _ack(messages: Sequence[Msg]) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, String, Table, event
+from sqlalchemy import DateTime, Dialect, Select, String, Table, event, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -138,6 +138,21 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def picked_once(query: Select[Any]) -> Select[Any]:
+    """`query`'s rows for `column.in_(...)`, computed once before the outer statement runs.
+
+    For claims: `UPDATE ... WHERE id IN (picked_once(SELECT id ... LIMIT n FOR
+    UPDATE SKIP LOCKED))`. As a plain subquery, PostgreSQL may plan it as the
+    inner side of a nested loop and run (and lock) it again for every row of the
+    table: with statistics from when the table was empty and a sudden backlog of
+    20,000 rows, one claim took over 15 s at full CPU. A MATERIALIZED CTE is
+    evaluated exactly once; SQLite runs the subquery once anyway (and knows the
+    keyword only since 3.35, so it is left out there).
+    """
+    due = query.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
+    return select(*due.c)
 
 
 def _dialect_insert(session: AsyncSession) -> Any:

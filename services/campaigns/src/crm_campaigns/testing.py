@@ -172,8 +172,7 @@ class FakeNotifications:
                 except (TimeoutError, nats.errors.TimeoutError):
                     continue
                 reports: list[OutgoingMessage] = []
-                for message in messages:
-                    data = orjson.loads(message.data)["data"]
+                for data in (d for m in messages for d in _messages(orjson.loads(m.data)["data"])):
                     self.commands.append(data)
                     if self.report:
                         report = DeliverySent(
@@ -205,6 +204,14 @@ class FakeNotifications:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def _messages(command: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages of a command: itself, or each e-mail of a `SendBulkEmails` with its source."""
+    if "emails" not in command:
+        return [command]
+    source = {"source_type": command.get("source_type"), "source_id": command.get("source_id")}
+    return [email | source for email in command["emails"]]
 
 
 async def audience_of(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
 
 from crm_kernel.events import IntegrationEvent
 
@@ -47,6 +50,68 @@ class SendBulkEmail(SendEmail):
     type = "crm.notifications.bulk.email"
     work_stream: ClassVar[str] = "CRM_NOTIFICATIONS_BULK_COMMANDS"
     category: str = "bulk"
+
+
+class BulkEmail(BaseModel):
+    """One recipient's e-mail inside `SendBulkEmails` (the fields of `SendEmail` that vary)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    key: str
+    to: str
+    subject: str
+    body_text: str
+    body_html: str | None = None
+    unsubscribe_url: str | None = None
+    contact_id: str | None = None
+
+
+class SendBulkEmails(IntegrationEvent):
+    """Many campaign e-mails in one command, on the bulk stream like `SendBulkEmail`.
+
+    One stream write, one fsync and one ack serve the lot instead of one per
+    recipient (JetStream fsyncs every message); each e-mail keeps its own `key`,
+    so a repeated command is still a no-op per recipient. The publisher keeps a
+    command under NATS's payload limit (`MAX_BULK_EMAILS_BYTES`).
+    """
+
+    type = "crm.notifications.bulk.emails"
+    is_command = True
+    work_stream: ClassVar[str] = "CRM_NOTIFICATIONS_BULK_COMMANDS"
+
+    source_type: str | None = None
+    source_id: str | None = None
+    emails: list[BulkEmail]
+
+
+# The serialised e-mails one `SendBulkEmails` may carry: half of NATS's default
+# 1 MiB `max_payload`, leaving ample room for the envelope.
+MAX_BULK_EMAILS_BYTES = 512 * 1024
+
+
+def bulk_email_commands(
+    emails: Iterable[BulkEmail],
+    *,
+    source_type: str | None = None,
+    source_id: str | None = None,
+    max_bytes: int = MAX_BULK_EMAILS_BYTES,
+) -> list[SendBulkEmails]:
+    """`emails` in as few commands as fit NATS's payload limit, in order (each at least one)."""
+    commands: list[SendBulkEmails] = []
+    chunk: list[BulkEmail] = []
+    size = 0
+    for email in emails:
+        length = len(email.model_dump_json())
+        if chunk and size + length > max_bytes:
+            commands.append(
+                SendBulkEmails(source_type=source_type, source_id=source_id, emails=chunk)
+            )
+            chunk, size = [], 0
+        chunk.append(email)
+        size += length
+    if chunk:
+        commands.append(SendBulkEmails(source_type=source_type, source_id=source_id, emails=chunk))
+    return commands
 
 
 class SendBulkSms(SendSms):
@@ -149,6 +214,7 @@ CONTRACTS = (
     SendEmail,
     SendSms,
     SendBulkEmail,
+    SendBulkEmails,
     SendBulkSms,
     SendInApp,
     SendWebhook,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +35,7 @@ from crm_campaigns.templates.rendering import CompiledTemplate, compile_template
 from crm_campaigns.templates.service import owner_names
 from crm_campaigns.tracking.links import UNSUBSCRIBE, Links
 from crm_campaigns.tracking.links import Recipient as LinkRecipient
-from crm_kernel.contracts.notifications import SendBulkEmail, SendBulkSms
+from crm_kernel.contracts.notifications import BulkEmail, SendBulkSms, bulk_email_commands
 from crm_kernel.db import Database
 from crm_kernel.events import IntegrationEvent
 from crm_kernel.outbox import add_events
@@ -99,10 +99,7 @@ class Sender:
             ]
             if ended:
                 await session.execute(update(LedgerRow), ended)
-            await add_events(
-                session,
-                [(c, None) for row_id, c in rendered.commands.items() if row_id in claimed],
-            )
+            await add_events(session, [(c, None) for c in rendered.commands(claimed)])
             await report_progress(session, campaign_id)
             return len(claimed), next_at
 
@@ -149,7 +146,7 @@ class Sender:
         for row in rows:
             if row.id in rendered.ended:
                 row.status, row.error = rendered.ended[row.id]
-        await add_events(session, [(c, None) for c in rendered.commands.values()])
+        await add_events(session, [(c, None) for c in rendered.commands()])
 
     async def render_rows(
         self, session: AsyncSession, campaign: Campaign, rows: Sequence[Any]
@@ -170,7 +167,7 @@ class Sender:
             if campaign.marketing_event_id
             else None
         )
-        rendered = Rendered()
+        rendered = Rendered(campaign.id)
         for position, row in enumerate(rows):
             if position and position % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -197,7 +194,7 @@ class Sender:
                 continue
             key = message_key(campaign.id, row.contact_id)
             if campaign.channel == "sms":
-                rendered.commands[row.id] = SendBulkSms(
+                rendered.sms[row.id] = SendBulkSms(
                     key=key,
                     to=row.address,
                     text=message.text,
@@ -211,14 +208,12 @@ class Sender:
                 html = self.links.track_html(
                     html, who, clicks=campaign.track_clicks, opens=campaign.track_opens
                 )
-            rendered.commands[row.id] = SendBulkEmail(
+            rendered.emails[row.id] = BulkEmail(
                 key=key,
                 to=row.address,
                 subject=message.subject or campaign.name,
                 body_text=message.text,
                 body_html=html,
-                source_type="campaign",
-                source_id=campaign.id,
                 unsubscribe_url=unsubscribe_url,
                 contact_id=row.contact_id,
             )
@@ -227,10 +222,20 @@ class Sender:
 
 @dataclass
 class Rendered:
-    """A batch rendered: the command per row id, and the rows that end instead (status, error)."""
+    """A batch rendered: the message per row id, and the rows that end instead (status, error)."""
 
-    commands: dict[int, IntegrationEvent] = field(default_factory=dict)
+    campaign_id: str
+    sms: dict[int, SendBulkSms] = field(default_factory=dict)
+    emails: dict[int, BulkEmail] = field(default_factory=dict)
     ended: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+
+    def commands(self, rows: Container[int] | None = None) -> list[IntegrationEvent]:
+        """The commands for `rows` (default all): an SMS each; the e-mails in as few
+        `SendBulkEmails` as fit a NATS message (one stream write for many recipients)."""
+        sms = [c for row_id, c in self.sms.items() if rows is None or row_id in rows]
+        emails = [e for row_id, e in self.emails.items() if rows is None or row_id in rows]
+        bulk = bulk_email_commands(emails, source_type="campaign", source_id=self.campaign_id)
+        return [*sms, *bulk]
 
 
 def _unreachable(contact: Recipient | None, channel: str) -> str | None:

@@ -30,7 +30,7 @@ from crm_campaigns.drips.schemas import (
 )
 from crm_campaigns.drips.sending import NotReplicatedYet, send_template
 from crm_campaigns.drips.service import steps_of
-from crm_kernel.db import Database
+from crm_kernel.db import Database, picked_once
 from crm_kernel.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ async def advance_due(db: Database, settings: ServiceSettings, now: datetime | N
             await session.scalars(
                 update(DripEnrolment)
                 .where(
-                    DripEnrolment.id.in_(due.scalar_subquery()),
+                    DripEnrolment.id.in_(picked_once(due)),
                     DripEnrolment.status == EnrolmentStatus.ACTIVE,
                     DripEnrolment.due_at <= now,
                 )

@@ -20,7 +20,7 @@ from crm_contacts.tasks.schemas import TaskStatus
 from crm_contacts.tasks.service import publish
 from crm_kernel.app import Runtime, repeat
 from crm_kernel.contracts.contacts import TaskDueSoon, TaskOverdue
-from crm_kernel.db import Database
+from crm_kernel.db import Database, picked_once
 
 BATCH = 200
 
@@ -45,7 +45,7 @@ async def notify_due_tasks(db: Database, now: datetime | None = None) -> int:
             await session.scalars(
                 update(Task)
                 .where(
-                    Task.id.in_(overdue_due.limit(BATCH).scalar_subquery()),
+                    Task.id.in_(picked_once(overdue_due.limit(BATCH))),
                     *live,
                     Task.overdue_notified_at.is_(None),
                     Task.due_at <= now,
@@ -59,7 +59,7 @@ async def notify_due_tasks(db: Database, now: datetime | None = None) -> int:
             await session.scalars(
                 update(Task)
                 .where(
-                    Task.id.in_(reminder_due.limit(BATCH).scalar_subquery()),
+                    Task.id.in_(picked_once(reminder_due.limit(BATCH))),
                     *live,
                     Task.reminded_at.is_(None),
                     Task.remind_at <= now,

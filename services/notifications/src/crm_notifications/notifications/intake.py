@@ -10,7 +10,14 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_kernel.consumer import BatchContext, Handlers
-from crm_kernel.contracts.notifications import SendBulkEmail, SendBulkSms, SendEmail, SendSms
+from crm_kernel.contracts.notifications import (
+    BulkEmail,
+    SendBulkEmail,
+    SendBulkEmails,
+    SendBulkSms,
+    SendEmail,
+    SendSms,
+)
 from crm_kernel.db import insert_ignoring_duplicates
 from crm_kernel.ids import new_id
 from crm_notifications.models import Notification
@@ -23,18 +30,32 @@ NOTIFICATIONS = cast(Table, Notification.__table__)
 
 
 def email_row(command: SendEmail, *, category: str | None = None) -> dict[str, Any]:
+    return _email_row(command, category or command.category, command.source_type, command.source_id)
+
+
+def bulk_email_rows(command: SendBulkEmails) -> list[dict[str, Any]]:
+    """A row per e-mail of a campaign's batch; each keeps its own key."""
+    return [
+        _email_row(email, "bulk", command.source_type, command.source_id)
+        for email in command.emails
+    ]
+
+
+def _email_row(
+    email: SendEmail | BulkEmail, category: str, source_type: str | None, source_id: str | None
+) -> dict[str, Any]:
     return _row(
-        key=command.key,
+        key=email.key,
         channel="email",
-        category=category or command.category,
-        recipient=command.to.strip(),
-        subject=command.subject,
-        body_text=command.body_text,
-        body_html=command.body_html,
-        unsubscribe_url=command.unsubscribe_url,
-        source_type=command.source_type,
-        source_id=command.source_id,
-        contact_id=command.contact_id,
+        category=category,
+        recipient=email.to.strip(),
+        subject=email.subject,
+        body_text=email.body_text,
+        body_html=email.body_html,
+        unsubscribe_url=email.unsubscribe_url,
+        source_type=source_type,
+        source_id=source_id,
+        contact_id=email.contact_id,
     )
 
 
@@ -100,6 +121,11 @@ def build_handlers(price_per_segment: Decimal) -> Handlers:
     async def on_send_bulk_email(commands: list[SendBulkEmail], ctx: BatchContext) -> None:
         # Campaign traffic is "bulk" whatever it says: that picks its pool and consent rule.
         await enqueue(ctx.session, [email_row(c, category="bulk") for c in commands])
+
+    @handlers.on_batch(SendBulkEmails)
+    async def on_send_bulk_emails(commands: list[SendBulkEmails], ctx: BatchContext) -> None:
+        # One command carries many recipients (one stream write for the lot).
+        await enqueue(ctx.session, [row for c in commands for row in bulk_email_rows(c)])
 
     @handlers.on_batch(SendSms)
     async def on_send_sms(commands: list[SendSms], ctx: BatchContext) -> None:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from sqlalchemy import delete, select, update
 
-from crm_kernel.db import Database
+from crm_kernel.db import Database, picked_once
 from crm_kernel.ids import new_id
 from crm_notifications.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from crm_notifications.webhooks.signature import SIGNATURE_HEADER, sign
@@ -88,6 +88,7 @@ class WebhookSender:
         self.prune_batch = prune_batch
         self.prune_interval = prune_interval
         self._prune_at = 0.0
+        self._sweep_at = 0.0
 
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -98,7 +99,7 @@ class WebhookSender:
         ) as http:
             while True:
                 try:
-                    await self.sweep()
+                    await self._sweep_when_due()
                     await self._prune_when_due()
                     jobs = await self.claim()
                     await asyncio.gather(*(self.deliver(http, job) for job in jobs))
@@ -109,6 +110,12 @@ class WebhookSender:
                 except Exception:
                     log.exception("webhook sender failed; retrying")
                     await asyncio.sleep(1)
+
+    async def _sweep_when_due(self) -> None:
+        """Expired leases are looked for a few times per lease, not at every poll (a write)."""
+        if time.monotonic() >= self._sweep_at:
+            await self.sweep()
+            self._sweep_at = time.monotonic() + min(5.0, self.lease.total_seconds() / 4)
 
     async def sweep(self) -> None:
         now = datetime.now(UTC)
@@ -161,17 +168,21 @@ class WebhookSender:
         """
         now = datetime.now(UTC)
         d = WebhookDelivery
+        pending = select(d.id).where(d.status == "pending", d.next_attempt_at <= now)
+        async with self.db.session() as session:
+            # A read first: the claim takes SQLite's one write lock even when nothing is
+            # due, five times a second, in the way of the dispatchers' claims and outcomes.
+            if await session.scalar(pending.limit(1)) is None:
+                return []
         due = (
-            select(d.id)
-            .where(d.status == "pending", d.next_attempt_at <= now)
-            .order_by(d.next_attempt_at)
+            pending.order_by(d.next_attempt_at)
             .limit(self.batch_size)
             .with_for_update(skip_locked=True)
         )
         async with self.db.transaction() as session:
             rows = await session.execute(
                 update(d)
-                .where(d.id.in_(due.scalar_subquery()), d.status == "pending")
+                .where(d.id.in_(picked_once(due)))  # by id alone, see the dispatcher
                 .values(
                     status="sending",
                     lease_until=now + self.lease,
