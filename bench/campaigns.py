@@ -12,7 +12,8 @@ notifications service as its own process (`crm-notifications`, as deployed)
 delivering to `smtp-sink`, from `POST /send` to the last notification recorded
 `sent`; the campaigns service then also takes the delivery reports back.
 N = BENCH_MESSAGES (default 100,000); SQLite unless BENCH_DATABASE_URL /
-BENCH_NOTIFICATIONS_DATABASE_URL are set. BENCH_PROFILE=path writes a cProfile
+BENCH_NOTIFICATIONS_DATABASE_URL are set; BENCH_NOTIFICATIONS_WORKERS worker
+processes of notifications (default 2, one per core, as its own bench runs it). BENCH_PROFILE=path writes a cProfile
 of the campaigns-alone run (this process) there.
 
 Last figures (SQLite, 2 shared cores, load 4-6.4; the table with before/after and
@@ -181,6 +182,8 @@ def spawn_notifications(
         "CRM_MAIL_FROM": "Shop <news@shop.example>",
         "PORT": str(port),
         "LOG_LEVEL": "warning",
+        # Worker processes of notifications, as an operator scales it (WORKERS=n).
+        "WORKERS": os.environ.get("BENCH_NOTIFICATIONS_WORKERS", "2"),
     }
     log = open(tmp / "notifications.log", "ab")  # noqa: SIM115 - closed by the caller
     binary = Path(sys.executable).parent / "crm-notifications"

@@ -140,15 +140,13 @@ async def advance_due(db: Database, settings: ServiceSettings, now: datetime | N
     due = due.with_for_update(skip_locked=True)
     async with db.transaction() as session:
         # The claim is the transaction's first statement: on SQLite it takes the write
-        # lock at once; on PostgreSQL it locks the rows another replica then skips.
+        # lock at once; on PostgreSQL it locks the rows another replica then skips (and
+        # re-checks them). By id alone: repeating the conditions here made SQLite walk
+        # every due enrolment through the status index (see the notifications dispatcher).
         claimed = (
             await session.scalars(
                 update(DripEnrolment)
-                .where(
-                    DripEnrolment.id.in_(picked_once(due)),
-                    DripEnrolment.status == EnrolmentStatus.ACTIVE,
-                    DripEnrolment.due_at <= now,
-                )
+                .where(DripEnrolment.id.in_(picked_once(due)))
                 .values(updated_at=now)
                 .returning(DripEnrolment.id)
                 .execution_options(synchronize_session=False)
