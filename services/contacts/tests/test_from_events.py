@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from crm_kernel.contracts.deals import (
     StageTransition,
 )
 from crm_kernel.contracts.gateway import UserOffboarded
-from crm_kernel.contracts.notifications import DeliveryFailed
+from crm_kernel.contracts.notifications import DeliveriesChanged, DeliveryChanged, DeliveryFailed
 from crm_kernel.events import IntegrationEvent
 from crm_kernel.testing import wait_until
 
@@ -144,6 +145,50 @@ async def test_deal_campaign_and_delivery_events_become_timeline_entries_once(
         f"/contacts/{cid}/timeline", headers=auth(Role.SALES_REP, str(uuid.uuid4()))
     )
     assert rep.status_code == 404
+
+
+async def test_a_batch_of_bulk_deliveries_gives_each_contact_its_entry_once(
+    api: httpx.AsyncClient, bus: Bus
+) -> None:
+    first, second = await create(api), await create(api, first_name="Boris")
+
+    def delivery(contact_id: str, status: str) -> DeliveryChanged:
+        return DeliveryChanged(
+            notification_id=str(uuid.uuid4()),
+            key=f"campaign:c:{contact_id}:{status}",
+            channel="email",
+            recipient="reader@example.com",
+            status=status,
+            attempts=1,
+            source_type="campaign",
+            source_id="c",
+            contact_id=contact_id,
+            error="mailbox full" if status == "failed" else None,
+            at=NOW,
+        )
+
+    batch = DeliveriesChanged(
+        deliveries=[
+            delivery(first["id"], "sent"),
+            delivery(second["id"], "failed"),
+            delivery(first["id"], "suppressed"),  # no entry, as its single event gives none
+        ]
+    )
+    await publish(bus, batch, twice=True)
+
+    async def both_there() -> bool:
+        return (
+            await timeline_types(api, first["id"]),
+            await timeline_types(api, second["id"]),
+        ) == (
+            ["notification.sent"],
+            ["notification.failed"],
+        )
+
+    await wait_until(both_there, timeout=30, message="an entry per delivery")
+    await asyncio.sleep(0.5)  # time for the redelivered copy to add any
+    assert await timeline_types(api, first["id"]) == ["notification.sent"]
+    assert await timeline_types(api, second["id"]) == ["notification.failed"]
 
 
 async def test_merged_contacts_entries_follow_the_survivor(

@@ -27,6 +27,7 @@ from crm_kernel.contracts.contacts import (
 )
 from crm_kernel.contracts.deals import DealCreated, DealLost, DealState, DealUpdated, DealWon
 from crm_kernel.contracts.notifications import (
+    DeliveriesChanged,
     DeliveryBounced,
     DeliveryChanged,
     DeliveryDelivered,
@@ -110,6 +111,12 @@ for _delivery_event in (
     DeliveryBounced,
 ):
     handlers.on_batch(_delivery_event)(on_delivery)
+
+
+@handlers.on_batch(DeliveriesChanged)
+async def on_deliveries(batches: list[DeliveriesChanged], ctx: BatchContext) -> None:
+    """Campaign traffic's reports come many to an event; each reads as its single event."""
+    await apply_deliveries(ctx.session, [e for batch in batches for e in batch.events()])
 
 
 async def on_deal_changed(event: DealState, ctx: EventContext) -> None:

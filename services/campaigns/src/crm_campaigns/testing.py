@@ -27,7 +27,7 @@ from crm_campaigns.campaigns.models import LedgerRow
 from crm_campaigns.recipients.models import Recipient, SegmentMember
 from crm_campaigns.settings import CampaignsSettings
 from crm_kernel.auth import Role
-from crm_kernel.bus import Bus, OutgoingMessage, envelope_message
+from crm_kernel.bus import Bus, envelope_message
 from crm_kernel.contracts.contacts import (
     Consent,
     ContactCreated,
@@ -35,7 +35,7 @@ from crm_kernel.contracts.contacts import (
     SegmentMembersChanged,
 )
 from crm_kernel.contracts.deals import StageTransition
-from crm_kernel.contracts.notifications import DeliverySent
+from crm_kernel.contracts.notifications import DeliveriesChanged, DeliveryChanged
 from crm_kernel.db import Database
 from crm_kernel.testing import TEST_JWT_SECRET, issue_token, wait_until
 
@@ -171,25 +171,27 @@ class FakeNotifications:
                     messages = await subscription.fetch(256, timeout=0.2)
                 except (TimeoutError, nats.errors.TimeoutError):
                     continue
-                reports: list[OutgoingMessage] = []
+                reports: list[DeliveryChanged] = []
                 for data in (d for m in messages for d in _messages(orjson.loads(m.data)["data"])):
                     self.commands.append(data)
                     if self.report:
-                        report = DeliverySent(
-                            notification_id=str(uuid.uuid4()),
-                            key=data["key"],
-                            channel="email" if "subject" in data else "sms",
-                            recipient=data["to"],
-                            status="sent",
-                            attempts=1,
-                            source_type=data.get("source_type"),
-                            source_id=data.get("source_id"),
-                            contact_id=data.get("contact_id"),
-                            at=datetime.now(UTC).isoformat(),
+                        reports.append(
+                            DeliveryChanged(
+                                notification_id=str(uuid.uuid4()),
+                                key=data["key"],
+                                channel="email" if "subject" in data else "sms",
+                                recipient=data["to"],
+                                status="sent",
+                                attempts=1,
+                                source_type=data.get("source_type"),
+                                source_id=data.get("source_id"),
+                                contact_id=data.get("contact_id"),
+                                at=datetime.now(UTC).isoformat(),
+                            )
                         )
-                        reports.append(envelope_message(report.envelope()))
                 if reports:
-                    await bus.publish_batch(reports)
+                    # Reported as the real service reports bulk traffic: many to an event.
+                    await bus.publish(DeliveriesChanged(deliveries=reports).envelope())
                 for message in messages:
                     await message.ack()
         finally:

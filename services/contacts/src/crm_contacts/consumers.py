@@ -36,7 +36,7 @@ from crm_kernel.contracts.deals import (
     ProposalStatusChanged,
 )
 from crm_kernel.contracts.gateway import UserOffboarded
-from crm_kernel.contracts.notifications import DeliveryFailed, DeliverySent
+from crm_kernel.contracts.notifications import DeliveriesChanged, DeliveryFailed, DeliverySent
 
 UNSUBSCRIBE_SOURCE = "unsubscribe_link"
 
@@ -89,6 +89,15 @@ def build_handlers() -> Handlers:
 
     for delivery in (DeliverySent, DeliveryFailed):
         handlers.on_batch(delivery)(on_deliveries)
+
+    @handlers.on_batch(DeliveriesChanged)
+    async def on_delivery_batches(batches: list[DeliveriesChanged], ctx: BatchContext) -> None:
+        rows = [
+            row
+            for batch, envelope in zip(batches, ctx.envelopes, strict=True)
+            for row in from_events.delivery_batch_rows(batch, envelope)
+        ]
+        await from_events.add_entries(ctx.session, rows)
 
     @handlers.on(RecipientUnsubscribed)
     async def on_recipient_unsubscribed(event: RecipientUnsubscribed, ctx: EventContext) -> None:

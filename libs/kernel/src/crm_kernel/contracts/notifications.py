@@ -210,6 +210,36 @@ class DeliveryBounced(DeliveryChanged):
     complaint: bool = False
 
 
+class DeliveriesChanged(IntegrationEvent):
+    """Where many bulk (campaign) notifications stand: one event per recorded batch.
+
+    A campaign of 100,000 recipients would otherwise bring 100,000 events, each an
+    outbox row, an fsynced JetStream write and a delivery to every consumer.
+    Transactional messages, bounces and provider receipts keep their single
+    events; each delivery here reads as the single event of its status (`events`).
+    """
+
+    type = "crm.notifications.delivery.batch"
+
+    # Each with the `status` that names its single event.
+    deliveries: list[DeliveryChanged]
+
+    def events(self) -> list[DeliveryChanged]:
+        """Each delivery as the single event of its status (sent, failed, suppressed)."""
+        return [
+            SINGLE_EVENTS[d.status].model_validate(d.model_dump())
+            for d in self.deliveries
+            if d.status in SINGLE_EVENTS
+        ]
+
+
+# The single event of each status a batch may report.
+SINGLE_EVENTS: dict[str, type[DeliveryChanged]] = {
+    "sent": DeliverySent,
+    "failed": DeliveryFailed,
+    "suppressed": DeliverySuppressed,
+}
+
 CONTRACTS = (
     SendEmail,
     SendSms,
@@ -224,4 +254,5 @@ CONTRACTS = (
     DeliverySuppressed,
     DeliveryDelivered,
     DeliveryBounced,
+    DeliveriesChanged,
 )

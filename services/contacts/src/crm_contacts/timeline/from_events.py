@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -20,7 +21,7 @@ from crm_kernel.contracts.deals import (
     OrderStatusChanged,
     ProposalStatusChanged,
 )
-from crm_kernel.contracts.notifications import DeliveryChanged
+from crm_kernel.contracts.notifications import DeliveriesChanged, DeliveryChanged
 from crm_kernel.db import insert_ignoring_duplicates, upsert_if_newer
 from crm_kernel.events import Envelope
 
@@ -46,12 +47,13 @@ def _row(
     at: str | None,
     *,
     deal_id: str | None = None,
+    entry_id: str | None = None,
     **data: Any,
 ) -> Row | None:
     if not contact_id:
         return None
     return {
-        "id": envelope.id,
+        "id": entry_id or envelope.id,
         "contact_id": contact_id,
         "type": kind,
         "occurred_at": _moment(at),
@@ -144,7 +146,9 @@ def message_row(event: MessageFact, envelope: Envelope) -> Row | None:
     )
 
 
-def delivery_row(event: DeliveryChanged, envelope: Envelope) -> Row | None:
+def delivery_row(
+    event: DeliveryChanged, envelope: Envelope, *, entry_id: str | None = None
+) -> Row | None:
     """A notification to the contact went out or failed (only when it names the contact)."""
     verb = event.type.rsplit(".", 1)[-1]
     summary = f"Notification ({event.channel}) {verb}" + (f": {event.error}" if event.error else "")
@@ -154,12 +158,23 @@ def delivery_row(event: DeliveryChanged, envelope: Envelope) -> Row | None:
         f"notification.{verb}",
         summary,
         event.at,
+        entry_id=entry_id,
         notification_id=event.notification_id,
         channel=event.channel,
         source_type=event.source_type,
         source_id=event.source_id,
         error=event.error,
     )
+
+
+def delivery_batch_rows(batch: DeliveriesChanged, envelope: Envelope) -> list[Row | None]:
+    """A bulk batch's sent and failed deliveries, an entry each (as their single events give);
+    each entry's id derives from the event's and the notification's, so a redelivery adds none."""
+    return [
+        delivery_row(e, envelope, entry_id=str(uuid.uuid5(envelope.event_uuid, e.notification_id)))
+        for e in batch.events()
+        if e.status in ("sent", "failed")
+    ]
 
 
 async def keep_deal_contacts(session: AsyncSession, events: Sequence[DealState]) -> None:

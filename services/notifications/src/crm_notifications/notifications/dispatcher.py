@@ -15,6 +15,11 @@ not dropped, without using up an attempt), and the per-domain e-mail rate
 (over this second's allowance: deferred to the next second). "transactional" and
 "critical" messages pass opt-outs and quiet hours.
 
+Final states are announced with delivery events in the same transaction: one
+`crm.notifications.delivery.<status>` per transactional message, and one
+`crm.notifications.delivery.batch` (`DeliveriesChanged`) for the bulk messages
+of a commit.
+
 Outcomes are recorded by group commit: each send hands its outcome to the
 recorder and waits until it is committed; outcomes arriving while a commit
 runs go together in the next one. One fsync then serves many messages, and
@@ -36,12 +41,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, Update, bindparam, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_kernel.contracts.notifications import (
-    DeliveryChanged,
-    DeliveryFailed,
-    DeliverySent,
-    DeliverySuppressed,
-)
+from crm_kernel.contracts.notifications import SINGLE_EVENTS, DeliveriesChanged, DeliveryChanged
 from crm_kernel.db import Database, picked_once
 from crm_kernel.events import IntegrationEvent
 from crm_kernel.ids import new_id
@@ -51,18 +51,15 @@ from crm_notifications.channels.messages import OutgoingEmail, OutgoingSms
 from crm_notifications.channels.select import Mailer, SmsSender
 from crm_notifications.models import Attempt, Consent, Notification, Preference, Suppression
 from crm_notifications.notifications.consent import address_of
-from crm_notifications.notifications.events import delivery_event
+from crm_notifications.notifications.events import delivery, delivery_event
 from crm_notifications.preferences import service as preferences
 from crm_notifications.preferences.quiet import parse_clock, quiet_until, zone_for
 from crm_notifications.sms import is_e164
 
 log = logging.getLogger(__name__)
 
-EVENTS: dict[str, type[DeliveryChanged]] = {
-    "sent": DeliverySent,
-    "failed": DeliveryFailed,
-    "suppressed": DeliverySuppressed,
-}
+# Deliveries per `DeliveriesChanged` event (~400 bytes each, well within a NATS message).
+REPORT_BATCH = 1000
 
 # The hot path uses Core statements on these tables: no ORM object per message.
 NOTIFICATIONS = cast(Table, Notification.__table__)
@@ -482,6 +479,7 @@ class Dispatcher:
             changes: dict[tuple[tuple[str, ...], bool], list[dict[str, Any]]] = defaultdict(list)
             attempts: list[dict[str, Any]] = []
             events: list[tuple[IntegrationEvent, str | None]] = []
+            bulk: list[DeliveryChanged] = []
             for o in outcomes:
                 row = rows.get(o.n.id)
                 if row is None or row.status != "sending":
@@ -503,16 +501,24 @@ class Dispatcher:
                             created_at=now,
                         )
                     )
-                if o.status in EVENTS:
+                if o.status in SINGLE_EVENTS:
                     # Positional, in _EVENT_COLUMNS order (a mapping per row costs more).
                     facts = Facts(*row[:4], o.status, *row[5:])
-                    events.append(
-                        (delivery_event(EVENTS[o.status], facts, at=now, error=o.error), o.n.id)
-                    )
+                    if o.n.category == "bulk":
+                        bulk.append(delivery(facts, at=now, error=o.error))
+                    else:
+                        event = delivery_event(
+                            SINGLE_EVENTS[o.status], facts, at=now, error=o.error
+                        )
+                        events.append((event, o.n.id))
             for (columns, deferred), params in changes.items():
                 await session.execute(_update(columns, deferred), params)
             if attempts:
                 await session.execute(_INSERT_ATTEMPT, attempts)
+            # Campaign traffic: one event for the commit's deliveries, not one each.
+            for start in range(0, len(bulk), REPORT_BATCH):
+                batch = DeliveriesChanged(deliveries=bulk[start : start + REPORT_BATCH])
+                events.append((batch, None))
             await add_events(session, events)
 
 

@@ -1,4 +1,4 @@
-"""Delivery status events built from a notification row."""
+"""DeliveryChanged status events built from a notification row."""
 
 from __future__ import annotations
 
@@ -40,17 +40,25 @@ def delivery_event(
     **extra: Any,
 ) -> DeliveryChanged:
     """The event of `schema` for where `row` stands now, with its source and contact."""
-    return schema(
-        notification_id=row.id,
-        key=row.key,
-        channel=row.channel,
-        recipient=row.recipient,
-        status=row.status,
-        attempts=row.attempts,
-        source_type=row.source_type,
-        source_id=row.source_id,
-        contact_id=row.contact_id,
-        error=error,
-        at=at.isoformat(),
-        **extra,
-    )
+    return schema(**_facts(row, at, error), **extra)
+
+
+def delivery(row: NotificationFacts, *, at: datetime, error: str | None = None) -> DeliveryChanged:
+    """Where `row` stands now, as one delivery of a `DeliveriesChanged` batch."""
+    return DeliveryChanged(**_facts(row, at, error))
+
+
+def _facts(row: NotificationFacts, at: datetime, error: str | None) -> dict[str, Any]:
+    return {
+        "notification_id": row.id,
+        "key": row.key,
+        "channel": row.channel,
+        "recipient": row.recipient,
+        "status": row.status,
+        "attempts": row.attempts,
+        "source_type": row.source_type,
+        "source_id": row.source_id,
+        "contact_id": row.contact_id,
+        "error": error,
+        "at": at.isoformat(),
+    }
