@@ -33,8 +33,8 @@ run: install
 	$(BIN)/python tools/run.py
 
 test: lint
-	$(BIN)/pytest -m "not e2e" -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
-	$(BIN)/pytest -m e2e -n $(E2E_WORKERS) --dist loadfile $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: PYTEST_ARGS selected no e2e test
+	$(BIN)/pytest -m "not e2e" -n $(PYTEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+	$(BIN)/pytest -m e2e -n $(E2E_WORKERS) --dist loadfile --durations=5 $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: PYTEST_ARGS selected no e2e test
 
 test-fast: install
 	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
