@@ -8,12 +8,13 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 BIN := $(VENV)/bin
-# `make test` runs the unit and service tests in three workers (one file each at a time),
+# `make test` runs the unit and service tests in four workers (one file each at a time;
+# on two cores a fourth keeps the CPU busy while others wait on I/O and sleeps),
 # then the end-to-end tests in two (each file starts whole systems of its own, kills
 # processes and waits on them, so they do not share the machine with the service tests).
 # PYTEST_ARGS goes to both runs.
 PYTEST_ARGS ?=
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 4
 E2E_WORKERS ?= 2
 
 .PHONY: install run test test-fast lint format bench dlq reports-rebuild clean

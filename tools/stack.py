@@ -240,17 +240,16 @@ class Stack:
     # -- the whole ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """NATS, then the services (they start in parallel), the gateway last."""
+        """NATS, then every service at once, the gateway too (it needs the others only to
+        answer requests, and its readiness says when they do); returns when all are healthy."""
         for name, port in self.config.ports.items():
             if not port_free(port, self.config.host):
                 raise RuntimeError(f"port {port} for {name} is taken; set {name.upper()}_PORT")
         self.start_nats()
-        for name in SERVICES[:-1]:
+        for name in SERVICES:
             self.start_service(name)
-        for name in SERVICES[:-1]:
+        for name in SERVICES:
             self.wait_healthy(name)
-        self.start_service("gateway")
-        self.wait_healthy("gateway")
 
     def stop(self) -> None:
         for name in reversed(list(self.processes)):
