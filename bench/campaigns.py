@@ -16,11 +16,12 @@ BENCH_NOTIFICATIONS_DATABASE_URL are set; BENCH_NOTIFICATIONS_WORKERS worker
 processes of notifications (default 2, one per core, as its own bench runs it). BENCH_PROFILE=path writes a cProfile
 of the campaigns-alone run (this process) there.
 
-Last figures (SQLite, 2 shared cores, load 4-6.4; the table with before/after and
-what bounds it is in services/campaigns/README.md, "Benchmark"): 100,000 recipients,
-raw JetStream 4,422/s, campaigns -> bulk stream 2,861/s (before: 2,338 at raw
-5,142), smtp-source 21,147/s, POST /send -> smtp-sink 779/s (before: 645; target
-1,000 not met: notifications' delivery bounds it, see the README).
+Last figures (SQLite, a slower 2-core machine, quiet; the table with before/after is
+in services/campaigns/README.md, "Benchmark"): 100,000 recipients, raw JetStream
+2,474/s, campaigns -> bulk stream 2,000/s, smtp-source 9,705/s, POST /send ->
+smtp-sink 483/s (375 before bulk deliveries were reported in batches; on a faster
+machine, before `SendBulkEmails`: 790/s beside smtp-source's 21,945/s). Target
+1,000/s not met.
 """
 
 from __future__ import annotations

@@ -19,14 +19,12 @@ notification recorded `sent`: publishing, intake, consent check, rendering,
 SMTP and the recorded outcome, all included; when every command was published
 and stored (intake) is printed too.
 
-Context: on the shared 2-core development machine (other benchmarks and
-tests beside it), 20,000 messages: 2 workers reach 1,429-1,433/s on SQLite
-against smtp-source's ~22,000/s (6.3-6.5 %, load 2-3; 1,174-1,249/s before the
-webhook consumer skipped the delivery events no subscription wants) and
-1,275/s on PostgreSQL (5.7 %, load ~3, limited by JetStream's fsynced
-publishing; 1,093/s before), short of the target; at load ~8 SQLite fell to
-658/s. One process on SQLite had reached 641/s (load ~7; 303/s in the first
-version). Where the CPU goes: services/notifications/README.md.
+Last figures (a slower 2-core machine, quiet: smtp-source 8,800-9,600/s), 20,000
+messages, 2 workers: 953-1,035/s on SQLite (10.8 %), 694/s on PostgreSQL (6.9 %),
+with campaign e-mails in `SendBulkEmails` commands and their deliveries reported in
+batches; 391-409/s (4.6 %) on the same machine before those changes. Earlier, on a
+faster machine (smtp-source ~22,000/s): 1,429-1,466/s on SQLite (6.4-6.5 %),
+1,236-1,275/s on PostgreSQL. Where the CPU goes: services/notifications/README.md.
 """
 
 from __future__ import annotations
