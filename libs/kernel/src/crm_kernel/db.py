@@ -144,12 +144,13 @@ def picked_once(query: Select[Any]) -> Select[Any]:
     """`query`'s rows for `column.in_(...)`, computed once before the outer statement runs.
 
     For claims: `UPDATE ... WHERE id IN (picked_once(SELECT id ... LIMIT n FOR
-    UPDATE SKIP LOCKED))`. As a plain subquery, PostgreSQL may plan it as the
-    inner side of a nested loop and run (and lock) it again for every row of the
-    table: with statistics from when the table was empty and a sudden backlog of
-    20,000 rows, one claim took over 15 s at full CPU. A MATERIALIZED CTE is
-    evaluated exactly once; SQLite runs the subquery once anyway (and knows the
-    keyword only since 3.35, so it is left out there).
+    UPDATE SKIP LOCKED))`. As a plain subquery PostgreSQL is free to run (and
+    lock) it again for rows of the outer statement: seen with a sudden backlog of
+    20,000 notifications, one claim ran for over 15 s at full CPU (the plan
+    explained afterwards, with fresh statistics, looked fine; with the CTE the
+    stall is gone). A MATERIALIZED CTE is evaluated exactly once; SQLite runs the
+    subquery once anyway (and knows the keyword only since 3.35, so it is left
+    out there).
     """
     due = query.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
     return select(*due.c)

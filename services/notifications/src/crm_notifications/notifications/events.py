@@ -1,4 +1,4 @@
-"""DeliveryChanged status events built from a notification row."""
+"""Delivery status events built from a notification row."""
 
 from __future__ import annotations
 
