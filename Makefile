@@ -6,6 +6,10 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
+# Keep compiled bytecode. Some machines set PYTHONDONTWRITEBYTECODE: then every service
+# process, bench worker and test worker compiles every module it imports again (a
+# service's imports took 7.7 s instead of 3.3 s on the 2-core CI machine).
+unexport PYTHONDONTWRITEBYTECODE
 VENV := .venv
 BIN := $(VENV)/bin
 # `make test` runs the unit and service tests in four workers (one file each at a time;
@@ -27,7 +31,7 @@ install: $(VENV)/.installed
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 $(VENV)/.installed: uv.lock pyproject.toml libs/kernel/pyproject.toml $(wildcard services/*/pyproject.toml) | $(UV)
-	$(UV) sync --frozen --all-packages --python "$$(command -v $(PYTHON))"
+	$(UV) sync --frozen --all-packages --compile-bytecode --python "$$(command -v $(PYTHON))"
 	@touch $@
 
 run: install
